@@ -29,6 +29,10 @@ pub enum Error {
     #[error("query {name}: {message}")]
     Query { name: String, message: String },
 
+    /// The command line is incomplete or contradictory (exit status 2, like a parse error).
+    #[error("{0}")]
+    Usage(String),
+
     /// A command-line value that parses but makes no sense (a date range backwards, ...).
     #[error("{0}")]
     Config(String),

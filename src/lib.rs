@@ -2,11 +2,22 @@
 //!
 //! The library holds everything; `main.rs` only parses the command line and maps errors to exit
 //! codes. Scoring itself is SQL (`queries/`) over user-defined functions (`udf`), run by
-//! Apache DataFusion.
+//! Apache DataFusion:
+//! - `input` checks and registers the inputs, `model` loads the model file;
+//! - `queries` embeds the SQL files and expands their templates, `pipeline` runs them in order,
+//!   `output` stages and publishes tables;
+//! - `score` is the scoring command; `cli` wires commands to flags.
 
+pub mod cli;
+pub mod context;
 pub mod error;
 pub mod fold;
+pub mod input;
 pub mod model;
+pub mod output;
+pub mod pipeline;
+pub mod queries;
+pub mod score;
 pub mod udf;
 
 pub use error::{Error, Result};

@@ -1,1 +1,27 @@
-fn main(){}
+//! The `leadscore` binary: parse the command line, run it, turn the outcome into an exit status
+//! (0 success, 1 bad input or configuration, 2 usage).
+
+use clap::Parser;
+use leadscore::Error;
+use leadscore::cli::{Cli, run};
+
+fn main() {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("leadscore: cannot start: {e}");
+            std::process::exit(1);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => {}
+        Err(e) => {
+            eprintln!("leadscore: {e}");
+            std::process::exit(match e {
+                Error::Usage(_) => 2,
+                _ => 1,
+            });
+        }
+    }
+}

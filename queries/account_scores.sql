@@ -1,0 +1,52 @@
+-- account_scores (output): one row per account with at least one lead (SPEC §4.7).
+--
+-- score: the model's [account] aggregate ("sum", "max" or "mean") of the members' scores.
+--   stable_sum() adds in an order fixed by the values, so reruns agree bit for bit.
+-- top_lead_id: the highest-scoring member; ties go to the smallest lead_id.
+-- nps: 100 x (promoters - detractors) / respondents, null without respondents.
+with members as (
+    select
+        l.*,
+        st.stage_rank
+    from lead_scores l
+    left join ${stage_table} st on st.stage = l.stage
+    where l.account_id is not null
+),
+
+accounts as (
+    select
+        account_id,
+        case '${account_aggregate}'
+            when 'max' then max(score)
+            when 'mean' then stable_sum(score) / count(*)
+            else stable_sum(score)
+        end as score,
+        count(*) as leads,
+        count(*) filter (where engagement > 0) as engaged_leads,
+        count(*) filter (where is_mql) as mql_leads,
+        first_value(lead_id order by score desc, lead_id asc) as top_lead_id,
+        max(stage_rank) as stage_rank,
+        count(*) filter (where nps_class = 'promoter') as promoters,
+        count(*) filter (where nps_class = 'detractor') as detractors,
+        count(nps_class) as respondents
+    from members
+    group by account_id
+)
+
+select
+    ${as_of} as as_of,
+    a.account_id,
+    a.score,
+    a.leads,
+    a.engaged_leads,
+    a.mql_leads,
+    a.top_lead_id,
+    st.stage,
+    a.score >= ${account_threshold} as is_sales_ready,
+    case
+        when a.respondents > 0
+            then 100.0 * (a.promoters - a.detractors) / a.respondents
+    end as nps
+from accounts a
+left join ${stage_table} st on st.stage_rank = a.stage_rank
+order by a.account_id

@@ -1,0 +1,29 @@
+-- duplicate_events (step): every copy of an event_id that occurs more than once, numbered.
+--
+-- SPEC §2.4: rows sharing an event_id count once. Copy 1 is the one kept: the earliest ts,
+-- then lead_id, action, asset, product, value, with nulls last, so a complete copy wins over a
+-- broken one and the choice never depends on file order. Rows without an event_id are never
+-- duplicates.
+with repeated as (
+    select event_id
+    from events
+    where event_id is not null
+    group by event_id
+    having count(*) > 1
+)
+
+select
+    e.lead_id,
+    e.ts,
+    e.action,
+    e.asset,
+    e.product,
+    e.value,
+    e.event_id,
+    row_number() over (
+        partition by e.event_id
+        order by e.ts nulls last, e.lead_id nulls last, e.action nulls last,
+                 e.asset nulls last, e.product nulls last, e.value nulls last
+    ) as copy
+from events e
+join repeated r on r.event_id = e.event_id

@@ -1,0 +1,37 @@
+-- judged_events (view): every kept row with the rule it matches, its points and its verdict.
+--
+-- rule_id: the first [[action]] rule whose action equals the row's and whose asset globs (if any)
+--   match (SPEC §3); null when no rule matches: such rows are "unmatched" and score nothing.
+-- points: the rule's points, times `value` for a `scale = "fraction"` rule (SPEC §4.1).
+-- reason: why the row is rejected (SPEC §2.4), or null for a good row. Rows are judged whatever
+--   the cutoff.
+with matched as (
+    select
+        k.*,
+        match_rule(k.action, k.asset, ${rules}) as rule_id
+    from kept_events k
+)
+
+select
+    m.lead_id,
+    m.ts,
+    m.action,
+    m.asset,
+    m.product,
+    m.value,
+    m.event_id,
+    m.rule_id,
+    case when r.is_fraction then r.points * m.value else r.points end as points,
+    r.stage,
+    r.stage_rank,
+    case
+        when m.lead_id is null then 'null lead_id'
+        when m.ts is null then 'null ts'
+        when m.action is null then 'null action'
+        when r.is_fraction and (m.value is null or m.value < 0 or m.value > 1)
+            then 'fraction outside 0..1'
+        when m.action = 'nps_response' and (m.value is null or m.value < 0 or m.value > 10)
+            then 'nps answer outside 0..10'
+    end as reason
+from matched m
+left join ${rule_table} r on r.rule_id = m.rule_id

@@ -1,0 +1,17 @@
+-- lead_product_scores (output): one row per lead and product with a matched event before the
+-- cutoff: the product-interest score of SPEC §4.3, computed by lead_fold() in lead_activity.
+with exploded as (
+    select
+        lead_id,
+        unnest(fold['products']) as product,
+        unnest(fold['product_scores']) as score
+    from lead_activity
+)
+
+select
+    ${as_of} as as_of,
+    lead_id,
+    product,
+    score
+from exploded
+order by lead_id, product

@@ -1,0 +1,15 @@
+-- rejects (output): every kept row that is not scored, with the reason (SPEC §2.4): a null
+-- lead_id, ts or action; a fraction outside 0..1 for a `scale = "fraction"` rule; an
+-- nps_response answer outside 0..10. A null value counts as outside.
+select
+    lead_id,
+    ts,
+    action,
+    asset,
+    product,
+    value,
+    event_id,
+    reason
+from judged_events
+where reason is not null
+order by ts, lead_id, event_id, action, asset, value

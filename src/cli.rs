@@ -1,0 +1,199 @@
+//! The command line: flags (documented where they are defined), defaults, and the short reports
+//! each command prints. Each command's work lives in its own module; this one only wires them up.
+
+use std::path::{Path, PathBuf};
+
+use chrono::NaiveDate;
+use clap::{Args, Parser, Subcommand};
+
+use crate::context::{EngineOptions, parse_size};
+use crate::error::{Error, Result};
+use crate::score::{ScoreOptions, ScoreSummary, score};
+
+/// Exact, reproducible lead and account scoring over marketing activity logs.
+#[derive(Debug, Parser)]
+#[command(name = "leadscore", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Score every lead and account as of one day (with no arguments: the shipped fixtures).
+    Score(ScoreArgs),
+}
+
+/// Settings of the query engine, shared by the commands that run queries.
+#[derive(Debug, Clone, Args)]
+pub struct EngineArgs {
+    /// Parallelism: how many partitions to run at once (default: all cores).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+    /// Bound the engine's memory, e.g. 2GB or 512MB; sorts and aggregations spill to disk past it.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size_arg)]
+    pub memory_limit: Option<usize>,
+    /// Directory for spill files (default: the system's temporary directory).
+    #[arg(long, value_name = "DIR")]
+    pub spill_dir: Option<PathBuf>,
+    /// Run the query files of DIR (`<name>.sql`) instead of the shipped ones of the same name.
+    #[arg(long, value_name = "DIR")]
+    pub queries: Option<PathBuf>,
+    /// Print nothing but errors.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+fn parse_size_arg(s: &str) -> std::result::Result<usize, String> {
+    parse_size(s).map_err(|e| e.to_string())
+}
+
+fn parse_day(s: &str) -> std::result::Result<NaiveDate, String> {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| format!("{s:?} is not a date like 2026-09-30"))
+}
+
+impl EngineArgs {
+    fn engine(&self) -> EngineOptions {
+        EngineOptions {
+            threads: self.threads.unwrap_or(0),
+            memory_limit: self.memory_limit,
+            spill_dir: self.spill_dir.clone(),
+            ..EngineOptions::default()
+        }
+    }
+}
+
+/// `leadscore score`.
+#[derive(Debug, Args)]
+pub struct ScoreArgs {
+    /// Events: a Parquet file or a directory of them (hive partitions allowed).
+    #[arg(long, value_name = "PATH")]
+    pub events: Option<PathBuf>,
+    /// Leads: a Parquet or CSV file with lead_id, account_id and attribute columns.
+    #[arg(long, value_name = "PATH")]
+    pub leads: Option<PathBuf>,
+    /// The model file (TOML).
+    #[arg(long, value_name = "FILE")]
+    pub model: Option<PathBuf>,
+    /// Score as of the end of this day (UTC); default: the day of the latest event.
+    #[arg(long, value_name = "DATE", value_parser = parse_day)]
+    pub as_of: Option<NaiveDate>,
+    /// Output directory; its tables are replaced only when the whole run succeeds.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Fail, publishing nothing, when any input row is rejected.
+    #[arg(long)]
+    pub strict: bool,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+}
+
+/// Where `score` with no arguments finds its inputs.
+pub const FIXTURES: &str = "fixtures";
+
+impl ScoreArgs {
+    fn options(&self) -> Result<ScoreOptions> {
+        let bare = self.events.is_none() && self.leads.is_none() && self.model.is_none() && self.out.is_none();
+        if bare {
+            let dir = Path::new(FIXTURES);
+            if !dir.join("model.toml").exists() {
+                return Err(Error::Usage(format!(
+                    "with no arguments, score reads ./{FIXTURES}/ (events/, leads.csv, model.toml), which is not here; \
+                     pass --events, --model and --out"
+                )));
+            }
+            return Ok(ScoreOptions {
+                events: dir.join("events"),
+                leads: Some(dir.join("leads.csv")).filter(|p| p.exists()),
+                model: dir.join("model.toml"),
+                as_of: self.as_of,
+                out: PathBuf::from("out"),
+                queries: self.engine.queries.clone(),
+                engine: self.engine.engine(),
+                strict: self.strict,
+            });
+        }
+        let missing: Vec<&str> = [
+            ("--events", self.events.is_none()),
+            ("--model", self.model.is_none()),
+            ("--out", self.out.is_none()),
+        ]
+        .iter()
+        .filter(|(_, m)| *m)
+        .map(|(n, _)| *n)
+        .collect();
+        if !missing.is_empty() {
+            return Err(Error::Usage(format!(
+                "score needs {} (or no arguments at all, to score ./{FIXTURES}/)",
+                missing.join(", ")
+            )));
+        }
+        Ok(ScoreOptions {
+            events: self.events.clone().expect("checked"),
+            leads: self.leads.clone(),
+            model: self.model.clone().expect("checked"),
+            as_of: self.as_of,
+            out: self.out.clone().expect("checked"),
+            queries: self.engine.queries.clone(),
+            engine: self.engine.engine(),
+            strict: self.strict,
+        })
+    }
+}
+
+fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn print_score_summary(s: &ScoreSummary, out: &Path) {
+    let as_of = s.as_of.map_or("?".to_string(), |d| d.to_string());
+    eprintln!(
+        "scored as of {as_of}: {} leads, {} MQLs, {} accounts from {} input rows",
+        thousands(s.leads),
+        thousands(s.mqls),
+        thousands(s.accounts),
+        thousands(s.input_rows)
+    );
+    let reasons = if s.reject_reasons.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " ({})",
+            s.reject_reasons
+                .iter()
+                .map(|(r, n)| format!("{} {r}", thousands(*n)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    eprintln!(
+        "{} rows rejected{reasons}, {} unmatched events, {} duplicate rows dropped",
+        thousands(s.rejects),
+        thousands(s.unmatched),
+        thousands(s.duplicates_dropped)
+    );
+    eprintln!("wrote {} in {:.2} s", out.display(), s.elapsed.as_secs_f64());
+}
+
+/// Runs one parsed command line.
+pub async fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Score(args) => {
+            let opts = args.options()?;
+            let summary = score(&opts).await?;
+            if !args.engine.quiet {
+                print_score_summary(&summary, &opts.out);
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,496 @@
+//! Reading the inputs of SPEC §2: finding the events' Parquet files, checking every file's
+//! columns before anything runs, and registering normalized tables for the queries.
+//!
+//! The queries always see the same shapes, whatever the files hold:
+//! - `events`: `lead_id` (Int64 or Utf8View), `ts` (Timestamp(µs, "UTC")), `action`, `asset`,
+//!   `product` (Utf8View), `value` (Float64), `event_id` (Int64 or Utf8View). Optional columns a
+//!   file lacks read as nulls; other columns are left out.
+//! - `leads`: `lead_id` (the events' type), `account_id`, then the file's other columns as read.
+//! - `outcomes`: `lead_id` (the events' type), `opportunity_at` (Timestamp(µs, "UTC")).
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::ListingOptions;
+use datafusion::prelude::*;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+use crate::error::{Error, Result};
+use crate::udf::lead_fold::utc_micros;
+
+/// Whether ids are numbers or text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IdKind {
+    Int,
+    Text,
+}
+
+impl IdKind {
+    /// The Arrow type ids of this kind have inside the queries.
+    pub fn data_type(&self) -> DataType {
+        match self {
+            IdKind::Int => DataType::Int64,
+            IdKind::Text => DataType::Utf8View,
+        }
+    }
+
+    /// The SQL type name used in casts.
+    pub fn sql_type(&self) -> &'static str {
+        match self {
+            IdKind::Int => "bigint",
+            IdKind::Text => "varchar",
+        }
+    }
+
+    fn of(t: &DataType) -> Option<IdKind> {
+        match t {
+            t if t.is_integer() => Some(IdKind::Int),
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => Some(IdKind::Text),
+            DataType::Dictionary(_, v) => IdKind::of(v).filter(|k| *k == IdKind::Text),
+            _ => None,
+        }
+    }
+}
+
+/// One Parquet file of the events input.
+#[derive(Clone, Debug)]
+pub struct EventFile {
+    pub path: PathBuf,
+    pub rows: u64,
+    pub bytes: u64,
+}
+
+/// What we learned about the events input before running anything.
+#[derive(Clone, Debug)]
+pub struct EventsInput {
+    /// The path the user gave (a file or a directory).
+    pub path: PathBuf,
+    pub files: Vec<EventFile>,
+    /// Hive partition keys, outermost first (`month=2026-01/...` gives `month`).
+    pub partition_keys: Vec<String>,
+    pub lead_id: IdKind,
+    pub event_id: Option<IdKind>,
+    /// Which optional columns exist in at least one file (or as a partition key).
+    pub has_asset: bool,
+    pub has_product: bool,
+    pub has_value: bool,
+}
+
+impl EventsInput {
+    /// Total rows according to the files' footers.
+    pub fn rows(&self) -> u64 {
+        self.files.iter().map(|f| f.rows).sum()
+    }
+}
+
+const REQUIRED: [&str; 3] = ["lead_id", "ts", "action"];
+
+fn is_text(t: &DataType) -> bool {
+    IdKind::of(t) == Some(IdKind::Text)
+}
+
+/// Lists the data files under `path` (a file, or a directory walked recursively; names starting
+/// with `.` or `_` are skipped, like Spark's `_SUCCESS` and checksum files).
+fn list_files(path: &Path) -> Result<Vec<PathBuf>> {
+    let meta = std::fs::metadata(path)
+        .map_err(|e| Error::input(path, format!("cannot read the events input: {e}")))?;
+    if meta.is_file() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let mut files = Vec::new();
+    let mut dirs = vec![path.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        let entries = std::fs::read_dir(&dir).map_err(|e| Error::input(&dir, e.to_string()))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| Error::input(&dir, e.to_string()))?;
+            let name = entry.file_name().to_string_lossy().to_string();
+            if name.starts_with('.') || name.starts_with('_') {
+                continue;
+            }
+            let p = entry.path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else {
+                files.push(p);
+            }
+        }
+    }
+    files.sort();
+    if files.is_empty() {
+        return Err(Error::input(path, "no Parquet files in this directory"));
+    }
+    Ok(files)
+}
+
+/// The `key=value` directory names between `root` and `file`.
+fn partition_keys_of(root: &Path, file: &Path) -> Vec<String> {
+    let rel = file.strip_prefix(root).unwrap_or(file);
+    let mut keys = Vec::new();
+    if let Some(parent) = rel.parent() {
+        for c in parent.components() {
+            let c = c.as_os_str().to_string_lossy();
+            if let Some((k, _)) = c.split_once('=') {
+                keys.push(k.to_string());
+            }
+        }
+    }
+    keys
+}
+
+/// Reads one file's footer: its Arrow schema and row count.
+fn footer(path: &Path) -> Result<(SchemaRef, u64, u64)> {
+    let file = File::open(path).map_err(|e| Error::input(path, format!("cannot open: {e}")))?;
+    let bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file)
+        .map_err(|e| Error::input(path, format!("not a Parquet file ({e})")))?;
+    let rows = builder.metadata().file_metadata().num_rows().max(0) as u64;
+    Ok((builder.schema().clone(), rows, bytes))
+}
+
+/// Finds and checks the events input: every file must be Parquet and carry `lead_id`, `ts` and
+/// `action` (or get them from a hive partition key) with usable types.
+pub fn inspect_events(path: &Path) -> Result<EventsInput> {
+    let paths = list_files(path)?;
+    let root = if path.is_dir() { path } else { path.parent().unwrap_or(path) };
+    let partition_keys = if path.is_dir() {
+        partition_keys_of(root, &paths[0])
+    } else {
+        Vec::new()
+    };
+    let mut input = EventsInput {
+        path: path.to_path_buf(),
+        files: Vec::new(),
+        partition_keys: partition_keys.clone(),
+        lead_id: IdKind::Text,
+        event_id: None,
+        has_asset: partition_keys.iter().any(|k| k == "asset"),
+        has_product: partition_keys.iter().any(|k| k == "product"),
+        has_value: false,
+    };
+    let mut lead_kind: Option<(IdKind, PathBuf)> = partition_keys
+        .iter()
+        .any(|k| k == "lead_id")
+        .then(|| (IdKind::Text, path.to_path_buf()));
+    let mut event_kind: Option<(IdKind, PathBuf)> = partition_keys
+        .iter()
+        .any(|k| k == "event_id")
+        .then(|| (IdKind::Text, path.to_path_buf()));
+
+    for p in paths {
+        if path.is_dir() && partition_keys_of(root, &p) != partition_keys {
+            return Err(Error::input(
+                &p,
+                format!(
+                    "hive partition directories differ from the other files' ({})",
+                    if partition_keys.is_empty() { "none".to_string() } else { partition_keys.join("/") }
+                ),
+            ));
+        }
+        if path.is_dir() && p.extension().is_none_or(|e| e != "parquet") {
+            return Err(Error::input(
+                &p,
+                "not a Parquet file: files in an events directory must end in .parquet",
+            ));
+        }
+        let (schema, rows, bytes) = footer(&p)?;
+        let column = |name: &str| schema.field_with_name(name).ok().map(|f| f.data_type().clone());
+        for name in REQUIRED {
+            if column(name).is_none() && !partition_keys.iter().any(|k| k == name) {
+                return Err(Error::input(
+                    &p,
+                    format!("lacks the required column `{name}` (it has: {})", names(&schema)),
+                ));
+            }
+        }
+        let wrong = |name: &str, t: &DataType, expected: &str| {
+            Error::input(&p, format!("column `{name}` has type {t}; expected {expected}"))
+        };
+        if let Some(t) = column("lead_id") {
+            let kind = IdKind::of(&t).ok_or_else(|| wrong("lead_id", &t, "Utf8 or Int64"))?;
+            match &lead_kind {
+                Some((k, other)) if *k != kind => {
+                    return Err(Error::input(
+                        &p,
+                        format!(
+                            "column `lead_id` has type {t}, but it is {} in {}",
+                            if *k == IdKind::Int { "an integer" } else { "text" },
+                            other.display()
+                        ),
+                    ));
+                }
+                _ => lead_kind = Some((kind, p.clone())),
+            }
+        }
+        if let Some(t) = column("ts")
+            && !matches!(t, DataType::Timestamp(_, _))
+        {
+            return Err(wrong("ts", &t, "a timestamp"));
+        }
+        for name in ["action", "asset", "product"] {
+            if let Some(t) = column(name)
+                && !is_text(&t)
+                && t != DataType::Null
+            {
+                return Err(wrong(name, &t, "Utf8 text"));
+            }
+        }
+        if let Some(t) = column("value") {
+            if !(t.is_numeric() || t == DataType::Null) {
+                return Err(wrong("value", &t, "Float64"));
+            }
+            input.has_value = true;
+        }
+        if let Some(t) = column("event_id") {
+            let kind = IdKind::of(&t).ok_or_else(|| wrong("event_id", &t, "Utf8 or Int64"))?;
+            match &event_kind {
+                Some((k, other)) if *k != kind => {
+                    return Err(Error::input(
+                        &p,
+                        format!(
+                            "column `event_id` has type {t}, which differs from its type in {}",
+                            other.display()
+                        ),
+                    ));
+                }
+                _ => event_kind = Some((kind, p.clone())),
+            }
+        }
+        input.has_asset |= column("asset").is_some();
+        input.has_product |= column("product").is_some();
+        input.files.push(EventFile {
+            path: p,
+            rows,
+            bytes,
+        });
+    }
+    input.lead_id = lead_kind.map_or(IdKind::Text, |(k, _)| k);
+    input.event_id = event_kind.map(|(k, _)| k);
+    Ok(input)
+}
+
+fn names(schema: &Schema) -> String {
+    schema
+        .fields()
+        .iter()
+        .map(|f| f.name().as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Registers `events_input` (the files as read, with our types) and the `events` view.
+pub async fn register_events(ctx: &SessionContext, input: &EventsInput) -> Result<()> {
+    let text = DataType::Utf8View;
+    let event_id_type = input.event_id.map_or(DataType::Utf8View, |k| k.data_type());
+    let spec: Vec<(&str, DataType)> = vec![
+        ("lead_id", input.lead_id.data_type()),
+        ("ts", utc_micros()),
+        ("action", text.clone()),
+        ("asset", text.clone()),
+        ("product", text.clone()),
+        ("value", DataType::Float64),
+        ("event_id", event_id_type),
+    ];
+    // File columns: every SPEC column that is not a partition key; files lacking an optional one
+    // read it as nulls.
+    let file_fields: Vec<Field> = spec
+        .iter()
+        .filter(|(n, _)| !input.partition_keys.iter().any(|k| k == n))
+        .map(|(n, t)| Field::new(*n, t.clone(), true))
+        .collect();
+    let file_schema = Arc::new(Schema::new(file_fields));
+    let partition_cols: Vec<(String, DataType)> = input
+        .partition_keys
+        .iter()
+        .map(|k| (k.clone(), DataType::Utf8))
+        .collect();
+
+    let (table_path, extension) = if input.path.is_dir() {
+        (dir_url(&input.path), ".parquet".to_string())
+    } else {
+        (file_url(&input.path), String::new())
+    };
+    let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
+        .with_file_extension(extension)
+        .with_table_partition_cols(partition_cols);
+    ctx.register_listing_table("events_input", table_path, options, Some(file_schema), None)
+        .await?;
+
+    let df = ctx.table("events_input").await?;
+    let exprs: Vec<Expr> = spec
+        .iter()
+        .map(|(n, t)| cast(col(format!("\"{n}\"")), t.clone()).alias(*n))
+        .collect();
+    let view = df.select(exprs)?;
+    ctx.register_table("events", view.into_view())?;
+    Ok(())
+}
+
+pub(crate) fn dir_url(path: &Path) -> String {
+    let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut s = abs.to_string_lossy().to_string();
+    if !s.ends_with('/') {
+        s.push('/');
+    }
+    s
+}
+
+fn file_url(path: &Path) -> String {
+    std::path::absolute(path)
+        .unwrap_or_else(|_| path.to_path_buf())
+        .to_string_lossy()
+        .to_string()
+}
+
+/// A side table (leads or outcomes) as read, before normalization.
+async fn register_side_table(ctx: &SessionContext, name: &str, path: &Path) -> Result<Vec<String>> {
+    let meta = std::fs::metadata(path)
+        .map_err(|e| Error::input(path, format!("cannot read: {e}")))?;
+    let is_csv = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+    if is_csv {
+        ctx.register_csv(name, file_url(path), CsvReadOptions::new().has_header(true))
+            .await
+            .map_err(|e| Error::input(path, format!("cannot read as CSV: {e}")))?;
+    } else {
+        if meta.is_file() {
+            footer(path)?;
+        }
+        let (url, ext) = if meta.is_dir() {
+            (dir_url(path), ".parquet")
+        } else {
+            (file_url(path), "")
+        };
+        ctx.register_parquet(name, url, ParquetReadOptions::default().file_extension(ext))
+            .await
+            .map_err(|e| Error::input(path, format!("cannot read as Parquet: {e}")))?;
+    }
+    let schema = ctx.table(name).await?.schema().as_arrow().clone();
+    Ok(schema.fields().iter().map(|f| f.name().clone()).collect())
+}
+
+/// What the leads table offers.
+#[derive(Clone, Debug)]
+pub struct LeadsInput {
+    pub path: Option<PathBuf>,
+    /// Column names as read (for checking fit rules).
+    pub columns: Vec<String>,
+}
+
+/// Registers `leads` (from `path`, or an empty table when there is none): `lead_id` cast to the
+/// events' type, `account_id` (null when the file has none), then every other column as read.
+pub async fn register_leads(ctx: &SessionContext, path: Option<&Path>, lead_id: IdKind) -> Result<LeadsInput> {
+    let Some(path) = path else {
+        let sql = format!(
+            "select cast(null as {}) as lead_id, cast(null as varchar) as account_id where false",
+            lead_id.sql_type()
+        );
+        let df = ctx.sql(&sql).await?;
+        ctx.register_table("leads", df.into_view())?;
+        return Ok(LeadsInput {
+            path: None,
+            columns: vec!["lead_id".into(), "account_id".into()],
+        });
+    };
+    let columns = register_side_table(ctx, "leads_input", path).await?;
+    if !columns.iter().any(|c| c == "lead_id") {
+        return Err(Error::input(
+            path,
+            format!("lacks the required column `lead_id` (it has: {})", columns.join(", ")),
+        ));
+    }
+    check_id_column(ctx, "leads_input", path, lead_id).await?;
+    let df = ctx.table("leads_input").await?;
+    let mut exprs = vec![
+        cast(col("\"lead_id\""), lead_id.data_type()).alias("lead_id"),
+        if columns.iter().any(|c| c == "account_id") {
+            col("\"account_id\"")
+        } else {
+            lit(datafusion::common::ScalarValue::Utf8(None)).alias("account_id")
+        },
+    ];
+    for c in &columns {
+        if c != "lead_id" && c != "account_id" {
+            exprs.push(col(format!("\"{c}\"")));
+        }
+    }
+    let view = df.select(exprs)?.filter(col("lead_id").is_not_null())?;
+    ctx.register_table("leads", view.into_view())?;
+
+    // One row per lead: a repeated lead_id would make its scores ambiguous.
+    let dup = ctx
+        .sql("select cast(lead_id as varchar) as id, count(*) as n from leads group by lead_id having count(*) > 1 order by id limit 1")
+        .await?
+        .collect()
+        .await?;
+    if let Some(batch) = dup.first().filter(|b| b.num_rows() > 0) {
+        let id = datafusion::arrow::util::display::array_value_to_string(batch.column(0), 0)?;
+        return Err(Error::input(path, format!("lead_id {id} appears more than once")));
+    }
+    Ok(LeadsInput {
+        path: Some(path.to_path_buf()),
+        columns,
+    })
+}
+
+/// Checks that a side table's `lead_id` converts to the events' id type.
+async fn check_id_column(ctx: &SessionContext, table: &str, path: &Path, kind: IdKind) -> Result<()> {
+    let schema = ctx.table(table).await?.schema().as_arrow().clone();
+    let t = schema.field_with_name("lead_id")?.data_type().clone();
+    match (IdKind::of(&t), kind) {
+        (Some(IdKind::Int), IdKind::Int) | (Some(_), IdKind::Text) => Ok(()),
+        (Some(IdKind::Text), IdKind::Int) => {
+            let sql = format!(
+                "select lead_id from {table} where lead_id is not null and try_cast(lead_id as bigint) is null limit 1"
+            );
+            let bad = ctx.sql(&sql).await?.collect().await?;
+            match bad.first().filter(|b| b.num_rows() > 0) {
+                None => Ok(()),
+                Some(b) => {
+                    let v = datafusion::arrow::util::display::array_value_to_string(b.column(0), 0)?;
+                    Err(Error::input(
+                        path,
+                        format!("lead_id {v:?} is not an integer, but the events' lead_id is Int64"),
+                    ))
+                }
+            }
+        }
+        (None, _) => Err(Error::input(
+            path,
+            format!("column `lead_id` has type {t}; expected Utf8 or Int64"),
+        )),
+    }
+}
+
+/// Registers `outcomes`: `lead_id` (the events' type) and `opportunity_at` (UTC).
+pub async fn register_outcomes(ctx: &SessionContext, path: &Path, lead_id: IdKind) -> Result<()> {
+    let columns = register_side_table(ctx, "outcomes_input", path).await?;
+    for needed in ["lead_id", "opportunity_at"] {
+        if !columns.iter().any(|c| c == needed) {
+            return Err(Error::input(
+                path,
+                format!("lacks the required column `{needed}` (it has: {})", columns.join(", ")),
+            ));
+        }
+    }
+    check_id_column(ctx, "outcomes_input", path, lead_id).await?;
+    let schema = ctx.table("outcomes_input").await?.schema().as_arrow().clone();
+    let t = schema.field_with_name("opportunity_at")?.data_type().clone();
+    if !matches!(
+        t,
+        DataType::Timestamp(_, _) | DataType::Date32 | DataType::Date64 | DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8 | DataType::Null
+    ) {
+        return Err(Error::input(
+            path,
+            format!("column `opportunity_at` has type {t}; expected a timestamp"),
+        ));
+    }
+    let df = ctx.table("outcomes_input").await?.select(vec![
+        cast(col("\"lead_id\""), lead_id.data_type()).alias("lead_id"),
+        cast(col("\"opportunity_at\""), DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())))
+            .alias("opportunity_at"),
+    ])?;
+    ctx.register_table("outcomes", df.into_view())?;
+    Ok(())
+}

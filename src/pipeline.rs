@@ -1,0 +1,124 @@
+//! Running a list of query files in order: expanding templates, planning with DDL and DML
+//! refused, registering views, and writing steps and outputs to the staging area.
+//! Commands (`score`, and the ones built on it) describe *what* to run; this module runs it, the
+//! same way on one machine or a cluster.
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::dataframe::DataFrame;
+use datafusion::execution::options::ParquetReadOptions;
+use datafusion::prelude::SessionContext;
+use datafusion::execution::context::SQLOptions;
+
+use crate::error::{Error, Result};
+use crate::input::dir_url;
+use crate::output::{Packing, Staging, write_parquet};
+use crate::queries::{Kind, QuerySource, Template};
+
+/// One run of query files against a session.
+pub struct Pipeline<'a> {
+    pub ctx: &'a SessionContext,
+    pub source: QuerySource,
+    pub template: Template,
+    pub staging: &'a Staging,
+    /// Row counts of the steps and outputs written so far, in order.
+    pub written: Vec<(String, u64)>,
+}
+
+fn query_error(name: &str, e: impl std::fmt::Display) -> Error {
+    Error::Query {
+        name: name.to_string(),
+        message: e.to_string(),
+    }
+}
+
+impl<'a> Pipeline<'a> {
+    /// A pipeline reading query text from `source`.
+    pub fn new(ctx: &'a SessionContext, source: QuerySource, template: Template, staging: &'a Staging) -> Self {
+        Self {
+            ctx,
+            source,
+            template,
+            staging,
+            written: Vec::new(),
+        }
+    }
+
+    /// Plans query `name` (template expanded) into a DataFrame.
+    pub async fn plan(&self, name: &str) -> Result<DataFrame> {
+        let text = self.source.text(name)?;
+        let sql = self.template.expand(name, &text)?;
+        let options = SQLOptions::new()
+            .with_allow_ddl(false)
+            .with_allow_dml(false)
+            .with_allow_statements(false);
+        self.ctx
+            .sql_with_options(&sql, options)
+            .await
+            .map_err(|e| query_error(name, e))
+    }
+
+    /// Runs query `name` and collects its rows (for small results).
+    pub async fn collect(&self, name: &str) -> Result<Vec<RecordBatch>> {
+        self.plan(name)
+            .await?
+            .collect()
+            .await
+            .map_err(|e| query_error(name, e))
+    }
+
+    /// Runs one query as a view, a step or an output.
+    pub async fn run(&mut self, name: &str, kind: Kind) -> Result<()> {
+        let df = self.plan(name).await?;
+        if kind == Kind::View {
+            let _ = self.ctx.deregister_table(name)?;
+            self.ctx.register_table(name, df.into_view())?;
+            return Ok(());
+        }
+        let (dir, packing) = match kind {
+            Kind::Step => (self.staging.step_dir(name), Packing::Scratch),
+            _ => (self.staging.table_dir(name), Packing::Published),
+        };
+        let (schema, rows) = write_parquet(df, &dir, packing)
+            .await
+            .map_err(|e| match e {
+                Error::Engine(e) => query_error(name, e),
+                other => other,
+            })?;
+        let _ = self.ctx.deregister_table(name)?;
+        self.ctx
+            .register_parquet(name, dir_url(&dir), ParquetReadOptions::default().schema(&schema))
+            .await?;
+        self.written.push((name.to_string(), rows));
+        Ok(())
+    }
+
+    /// Runs each `(name, kind)` in order.
+    pub async fn run_all(&mut self, queries: &[(&str, Kind)]) -> Result<()> {
+        for (name, kind) in queries {
+            self.run(name, *kind).await?;
+        }
+        Ok(())
+    }
+
+    /// The rows a step or output was written with.
+    pub fn rows(&self, name: &str) -> u64 {
+        self.written
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or(0, |(_, r)| *r)
+    }
+}
+
+/// Runs an ad-hoc aggregate over registered tables and returns the first column of the first row
+/// as an integer (0 when null): used for run summaries.
+pub async fn count(ctx: &SessionContext, sql: &str) -> Result<u64> {
+    let batches = ctx.sql(sql).await?.collect().await?;
+    let Some(batch) = batches.iter().find(|b| b.num_rows() > 0) else {
+        return Ok(0);
+    };
+    let v = datafusion::common::ScalarValue::try_from_array(batch.column(0), 0)?;
+    Ok(match v.cast_to(&datafusion::arrow::datatypes::DataType::UInt64)? {
+        datafusion::common::ScalarValue::UInt64(Some(n)) => n,
+        _ => 0,
+    })
+}

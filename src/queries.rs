@@ -1,0 +1,358 @@
+//! The SQL files of `queries/`: embedded in the binary, overridable one by one from a directory
+//! (`--queries DIR`), and expanded with `${name}` template variables that carry the model and the
+//! cutoff into the SQL as literals.
+//!
+//! Each file is one `SELECT`. A pipeline lists its files in order with what to do with each:
+//! a *view* is planned into the ones after it, a *step* is written to the run's private staging
+//! area and read back by name, an *output* is a published table.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use chrono::NaiveDate;
+
+use crate::error::{Error, Result};
+use crate::fold::MICROS_PER_DAY;
+use crate::model::{FitTest, Model};
+use crate::udf::match_rule::RulePattern;
+
+macro_rules! embed {
+    ($($name:literal),* $(,)?) => {
+        &[$(($name, include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/queries/", $name, ".sql")))),*]
+    };
+}
+
+/// Every query file shipped with leadscore, by name (the file name without `.sql`).
+pub const EMBEDDED: &[(&str, &str)] = embed!(
+    "duplicate_events",
+    "kept_events",
+    "judged_events",
+    "latest_event",
+    "lead_fit",
+    "lead_activity",
+    "lead_scores",
+    "lead_product_scores",
+    "account_scores",
+    "stage_report",
+    "rejects",
+);
+
+/// What a pipeline does with a query's result.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Registered as a view: planned into the queries that read it.
+    View,
+    /// Written to the staging area and registered for later queries; not published.
+    Step,
+    /// Written to the staging area, registered, and published into `--out` at the end.
+    Output,
+}
+
+/// The `score` pipeline, in order. `latest_event` is run separately, only without `--as-of`.
+pub const SCORE_PIPELINE: &[(&str, Kind)] = &[
+    ("duplicate_events", Kind::Step),
+    ("kept_events", Kind::View),
+    ("judged_events", Kind::View),
+    ("lead_fit", Kind::View),
+    ("rejects", Kind::Output),
+    ("lead_activity", Kind::Step),
+    ("lead_scores", Kind::Output),
+    ("lead_product_scores", Kind::Output),
+    ("account_scores", Kind::Output),
+    ("stage_report", Kind::Output),
+];
+
+/// Where query text comes from.
+#[derive(Clone, Debug, Default)]
+pub struct QuerySource {
+    dir: Option<PathBuf>,
+}
+
+impl QuerySource {
+    /// Embedded queries, each replaced by `dir/<name>.sql` when that file exists.
+    pub fn new(dir: Option<&Path>) -> Result<Self> {
+        if let Some(d) = dir
+            && !d.is_dir()
+        {
+            return Err(Error::Config(format!(
+                "--queries {}: not a directory",
+                d.display()
+            )));
+        }
+        Ok(Self {
+            dir: dir.map(Path::to_path_buf),
+        })
+    }
+
+    /// The text of query `name`.
+    pub fn text(&self, name: &str) -> Result<String> {
+        if let Some(dir) = &self.dir {
+            let path = dir.join(format!("{name}.sql"));
+            if path.exists() {
+                return std::fs::read_to_string(&path)
+                    .map_err(|e| Error::io(format!("reading {}", path.display()), e));
+            }
+        }
+        EMBEDDED
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, sql)| sql.to_string())
+            .ok_or_else(|| Error::Query {
+                name: name.into(),
+                message: "no such query".into(),
+            })
+    }
+}
+
+/// Values for `${name}` in query text.
+#[derive(Clone, Debug, Default)]
+pub struct Template {
+    vars: BTreeMap<String, String>,
+}
+
+impl Template {
+    /// Sets one variable to a piece of SQL.
+    pub fn set(&mut self, name: &str, sql: impl Into<String>) {
+        self.vars.insert(name.to_string(), sql.into());
+    }
+
+    /// The SQL a variable expands to.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.vars.get(name).map(String::as_str)
+    }
+
+    /// Replaces every `${name}`; an unknown name is an error naming the query and the variable.
+    pub fn expand(&self, query: &str, text: &str) -> Result<String> {
+        let mut out = String::with_capacity(text.len() * 2);
+        let mut rest = text;
+        while let Some(at) = rest.find("${") {
+            out.push_str(&rest[..at]);
+            let after = &rest[at + 2..];
+            let end = after.find('}').ok_or_else(|| Error::Query {
+                name: query.into(),
+                message: "a `${` is never closed by `}`".into(),
+            })?;
+            let name = after[..end].trim();
+            let value = self.vars.get(name).ok_or_else(|| Error::Query {
+                name: query.into(),
+                message: format!(
+                    "unknown template variable ${{{name}}} (known: {})",
+                    self.vars.keys().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            })?;
+            out.push_str(value);
+            rest = &after[end + 1..];
+        }
+        out.push_str(rest);
+        Ok(out)
+    }
+
+    /// The variables every scoring query may use, for `model` at cutoff day `as_of`.
+    pub fn for_model(model: &Model, as_of: NaiveDate) -> Template {
+        let mut t = Template::default();
+        let cutoff = cutoff_micros(as_of);
+        t.set("as_of", format!("date '{as_of}'"));
+        t.set("cutoff", timestamp_literal(cutoff));
+        let cold_micros = (model.cold_days * MICROS_PER_DAY).round() as i64;
+        t.set("cold_since", timestamp_literal(cutoff - cold_micros));
+        t.set("threshold", float(model.threshold));
+        t.set("floor_points", float(model.floor_points()));
+        t.set("account_threshold", float(model.account_threshold));
+        t.set("account_aggregate", model.account_aggregate.as_str());
+        t.set("model_version", format!("cast({} as bigint)", model.version));
+        t.set("model_name", string(&model.name));
+        t.set("decay", string(&model.decay.to_json()));
+        let patterns: Vec<RulePattern> = model
+            .actions
+            .iter()
+            .map(|r| RulePattern {
+                action: r.action.clone(),
+                assets: r.assets.clone(),
+            })
+            .collect();
+        t.set(
+            "rules",
+            string(&serde_json::to_string(&patterns).expect("rules serialize")),
+        );
+        t.set("rule_table", rule_table(model));
+        t.set("stage_table", stage_table(model));
+        let tallies = |f: &dyn Fn(usize, &str) -> String| -> String {
+            model
+                .stages
+                .iter()
+                .enumerate()
+                .map(|(i, s)| f(i + 1, s))
+                .collect::<Vec<_>>()
+                .join("\n    ")
+        };
+        t.set(
+            "tally_counts",
+            tallies(&|rank, s| format!("count(*) filter (where e.stage_rank = {rank}) as tally_{s},")),
+        );
+        t.set(
+            "tally_values",
+            tallies(&|_, s| format!("coalesce(a.tally_{s}, 0) as tally_{s},")),
+        );
+        t.set("tally_columns", tallies(&|_, s| format!("s.tally_{s},")));
+        t
+    }
+
+    /// Adds `${fit}`: the fit score of a row of `leads`, summed over the model's fit rules.
+    pub fn set_fit(&mut self, model: &Model, has_leads: bool, as_of: NaiveDate) {
+        if !has_leads || model.fits.is_empty() {
+            self.set("fit", "cast(0 as double)");
+            return;
+        }
+        let cutoff = cutoff_micros(as_of);
+        let terms: Vec<String> = model
+            .fits
+            .iter()
+            .map(|rule| {
+                let c = format!("\"{}\"", rule.column.replace('"', "\"\""));
+                let test = match &rule.test {
+                    FitTest::In(values) => format!(
+                        "lower(trim(cast({c} as varchar))) in ({})",
+                        values.iter().map(|v| string(v)).collect::<Vec<_>>().join(", ")
+                    ),
+                    FitTest::Range { min, max } => {
+                        let n = format!("try_cast({c} as double)");
+                        let mut parts = Vec::new();
+                        if let Some(lo) = min {
+                            parts.push(format!("{n} >= {}", float(*lo)));
+                        }
+                        if let Some(hi) = max {
+                            parts.push(format!("{n} <= {}", float(*hi)));
+                        }
+                        parts.join(" and ")
+                    }
+                    FitTest::WithinDays(days) => {
+                        let until = cutoff + (days * MICROS_PER_DAY).round() as i64;
+                        format!(
+                            "try_cast({c} as timestamp) between {} and {}",
+                            timestamp_literal(cutoff),
+                            timestamp_literal(until)
+                        )
+                    }
+                };
+                format!(
+                    "case when {test} then {} else 0 end",
+                    float(rule.points)
+                )
+            })
+            .collect();
+        self.set("fit", format!("cast({} as double)", terms.join("\n        + ")));
+    }
+}
+
+/// The cutoff `C` for as-of day `d`: the start of day `d + 1`, in microseconds (UTC).
+pub fn cutoff_micros(as_of: NaiveDate) -> i64 {
+    let next = as_of.succ_opt().unwrap_or(as_of);
+    next.and_hms_opt(0, 0, 0)
+        .expect("midnight exists")
+        .and_utc()
+        .timestamp_micros()
+}
+
+/// A SQL literal of type Timestamp(µs, "UTC").
+pub fn timestamp_literal(micros: i64) -> String {
+    let t = chrono::DateTime::from_timestamp_micros(micros).expect("in range");
+    format!(
+        "arrow_cast('{}', 'Timestamp(Microsecond, Some(\"UTC\"))')",
+        t.format("%Y-%m-%dT%H:%M:%S%.6fZ")
+    )
+}
+
+/// A SQL float literal that reads back as exactly `v`.
+pub fn float(v: f64) -> String {
+    format!("cast({v:?} as double)")
+}
+
+/// A SQL string literal.
+pub fn string(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+fn rule_table(model: &Model) -> String {
+    let typed = "cast(null as int) as rule_id, cast(null as double) as points, \
+                 cast(null as boolean) as is_fraction, cast(null as varchar) as stage, \
+                 cast(null as int) as stage_rank";
+    if model.actions.is_empty() {
+        return format!("(select {typed} where false)");
+    }
+    let rows: Vec<String> = model
+        .actions
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            format!(
+                "select cast({} as int) as rule_id, {} as points, {} as is_fraction, \
+                 cast({} as varchar) as stage, cast({} as int) as stage_rank",
+                i + 1,
+                float(r.points),
+                r.fraction,
+                r.stage.as_deref().map_or("null".to_string(), string),
+                r.stage
+                    .as_deref()
+                    .and_then(|s| model.stage_rank(s))
+                    .map_or("null".to_string(), |n| n.to_string()),
+            )
+        })
+        .collect();
+    format!("({})", rows.join(" union all "))
+}
+
+fn stage_table(model: &Model) -> String {
+    if model.stages.is_empty() {
+        return "(select cast(null as int) as stage_rank, cast(null as varchar) as stage where false)"
+            .into();
+    }
+    let rows: Vec<String> = model
+        .stages
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            format!(
+                "select cast({} as int) as stage_rank, cast({} as varchar) as stage",
+                i + 1,
+                string(s)
+            )
+        })
+        .collect();
+    format!("({})", rows.join(" union all "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expands_known_and_rejects_unknown_variables() {
+        let mut t = Template::default();
+        t.set("x", "42");
+        assert_eq!(t.expand("q", "select ${x}, ${ x }").unwrap(), "select 42, 42");
+        let err = t.expand("q", "select ${y}").unwrap_err().to_string();
+        assert!(err.contains("${y}"), "{err}");
+        assert!(t.expand("q", "select ${x").is_err());
+    }
+
+    #[test]
+    fn cutoff_is_the_next_midnight() {
+        let d = NaiveDate::from_ymd_opt(2026, 9, 1).unwrap();
+        assert_eq!(cutoff_micros(d), 1_788_307_200_000_000);
+        assert!(timestamp_literal(cutoff_micros(d)).contains("2026-09-02T00:00:00.000000Z"));
+    }
+
+    #[test]
+    fn every_pipeline_query_is_embedded() {
+        for (name, _) in SCORE_PIPELINE {
+            assert!(QuerySource::default().text(name).is_ok(), "{name}");
+        }
+    }
+
+    #[test]
+    fn strings_and_floats_are_quoted() {
+        assert_eq!(string("it's"), "'it''s'");
+        assert_eq!(float(100.0), "cast(100.0 as double)");
+        assert_eq!(float(0.1), "cast(0.1 as double)");
+    }
+}

@@ -1,0 +1,192 @@
+//! `leadscore score`: scores every lead and account as of one day (SPEC §4) and publishes
+//! `lead_scores`, `lead_product_scores`, `account_scores`, `stage_report` and `rejects`.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, NaiveDate};
+use datafusion::arrow::array::{Array, AsArray};
+use datafusion::arrow::datatypes::TimestampMicrosecondType;
+use datafusion::prelude::SessionContext;
+
+use crate::context::{EngineOptions, session};
+use crate::error::{Error, Result};
+use crate::input::{self, EventsInput, LeadsInput};
+use crate::model::Model;
+use crate::output::Staging;
+use crate::pipeline::{Pipeline, count};
+use crate::queries::{Kind, QuerySource, SCORE_PIPELINE, Template};
+
+/// What `score` needs.
+#[derive(Clone, Debug)]
+pub struct ScoreOptions {
+    pub events: PathBuf,
+    pub leads: Option<PathBuf>,
+    pub model: PathBuf,
+    pub as_of: Option<NaiveDate>,
+    pub out: PathBuf,
+    /// A directory whose `<name>.sql` files replace the shipped queries of the same name.
+    pub queries: Option<PathBuf>,
+    pub engine: EngineOptions,
+    /// Fail (and publish nothing) when any row is rejected.
+    pub strict: bool,
+}
+
+/// What a `score` run did, for the summary line and for tests.
+#[derive(Clone, Debug, Default)]
+pub struct ScoreSummary {
+    pub as_of: Option<NaiveDate>,
+    pub input_rows: u64,
+    pub leads: u64,
+    pub mqls: u64,
+    pub accounts: u64,
+    pub rejects: u64,
+    /// Rejected rows per reason, sorted by reason.
+    pub reject_reasons: Vec<(String, u64)>,
+    pub unmatched: u64,
+    pub duplicates_dropped: u64,
+    pub elapsed: Duration,
+}
+
+/// The tables `score` publishes.
+pub const SCORE_TABLES: &[&str] = &[
+    "lead_scores",
+    "lead_product_scores",
+    "account_scores",
+    "stage_report",
+    "rejects",
+];
+
+/// A far-future day used to plan the queries that must run before the real cutoff is known.
+fn provisional_day() -> NaiveDate {
+    NaiveDate::from_ymd_opt(9999, 12, 30).expect("valid date")
+}
+
+/// Loads and checks everything a scoring run reads, and registers it in a new session.
+pub struct Inputs {
+    pub ctx: SessionContext,
+    pub model: Model,
+    pub events: EventsInput,
+    pub leads: LeadsInput,
+}
+
+impl Inputs {
+    /// Checks the model and the inputs (nothing runs yet) and registers `events` and `leads`.
+    pub async fn open(
+        model: &std::path::Path,
+        events: &std::path::Path,
+        leads: Option<&std::path::Path>,
+        engine: &EngineOptions,
+    ) -> Result<Inputs> {
+        let model = Model::load(model)?;
+        let events = input::inspect_events(events)?;
+        let ctx = session(engine)?;
+        input::register_events(&ctx, &events).await?;
+        let leads = input::register_leads(&ctx, leads, events.lead_id).await?;
+        if let Some(path) = &leads.path {
+            model.check_fit_columns(&leads.columns, path)?;
+        }
+        Ok(Inputs {
+            ctx,
+            model,
+            events,
+            leads,
+        })
+    }
+
+    /// The scoring template for day `as_of`.
+    pub fn template(&self, as_of: NaiveDate) -> Template {
+        let mut t = Template::for_model(&self.model, as_of);
+        t.set_fit(&self.model, self.leads.path.is_some(), as_of);
+        t
+    }
+}
+
+/// The day of the latest good event (the default `--as-of`).
+pub async fn latest_event_day(pipeline: &Pipeline<'_>, events: &EventsInput) -> Result<NaiveDate> {
+    let batches = pipeline.collect("latest_event").await?;
+    let latest = batches
+        .iter()
+        .find(|b| b.num_rows() > 0)
+        .map(|b| b.column(0).clone())
+        .filter(|c| c.is_valid(0))
+        .map(|c| c.as_primitive::<TimestampMicrosecondType>().value(0));
+    match latest.and_then(DateTime::from_timestamp_micros) {
+        Some(t) => Ok(t.date_naive()),
+        None => Err(Error::input(
+            &events.path,
+            "has no good events, so there is no default --as-of day: pass --as-of",
+        )),
+    }
+}
+
+/// Scores as of one day and publishes the tables into `opts.out`.
+pub async fn score(opts: &ScoreOptions) -> Result<ScoreSummary> {
+    let started = Instant::now();
+    let inputs = Inputs::open(&opts.model, &opts.events, opts.leads.as_deref(), &opts.engine).await?;
+    let staging = Staging::new(&opts.out)?;
+    let source = QuerySource::new(opts.queries.as_deref())?;
+    let mut pipeline = Pipeline::new(&inputs.ctx, source, inputs.template(provisional_day()), &staging);
+
+    // Duplicates and judging do not depend on the cutoff: plan them once, find the day if needed.
+    let (before_cutoff, after_cutoff) = SCORE_PIPELINE.split_at(4);
+    pipeline.run_all(before_cutoff).await?;
+    let as_of = match opts.as_of {
+        Some(d) => d,
+        None => latest_event_day(&pipeline, &inputs.events).await?,
+    };
+    pipeline.template = inputs.template(as_of);
+    for (name, kind) in before_cutoff {
+        if *kind == Kind::View {
+            pipeline.run(name, *kind).await?;
+        }
+    }
+    pipeline.run_all(after_cutoff).await?;
+
+    let ctx = &inputs.ctx;
+    let mut summary = ScoreSummary {
+        as_of: Some(as_of),
+        input_rows: inputs.events.rows(),
+        leads: pipeline.rows("lead_scores"),
+        accounts: pipeline.rows("account_scores"),
+        rejects: pipeline.rows("rejects"),
+        mqls: count(ctx, "select count(*) from lead_scores where is_mql").await?,
+        unmatched: count(ctx, "select sum(unmatched_events) from lead_activity").await?,
+        duplicates_dropped: count(ctx, "select count(*) from duplicate_events where copy > 1").await?,
+        ..Default::default()
+    };
+    summary.reject_reasons = reject_reasons(ctx).await?;
+    if opts.strict && summary.rejects > 0 {
+        return Err(Error::Strict {
+            count: summary.rejects,
+            summary: summary
+                .reject_reasons
+                .iter()
+                .map(|(r, n)| format!("{n} {r}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+        });
+    }
+    staging.publish(SCORE_TABLES)?;
+    summary.elapsed = started.elapsed();
+    Ok(summary)
+}
+
+/// Rejected rows per reason.
+pub async fn reject_reasons(ctx: &SessionContext) -> Result<Vec<(String, u64)>> {
+    let batches = ctx
+        .sql("select reason, count(*) as n from rejects group by reason order by reason")
+        .await?
+        .collect()
+        .await?;
+    let mut out = Vec::new();
+    for b in batches {
+        let reasons = datafusion::arrow::compute::cast(b.column(0), &datafusion::arrow::datatypes::DataType::Utf8)?;
+        let reasons = reasons.as_string::<i32>();
+        let n = b.column(1).as_primitive::<datafusion::arrow::datatypes::Int64Type>();
+        for i in 0..b.num_rows() {
+            out.push((reasons.value(i).to_string(), n.value(i) as u64));
+        }
+    }
+    Ok(out)
+}
