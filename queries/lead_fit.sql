@@ -1,7 +1,8 @@
 -- lead_fit (view): every lead of the leads table with its account and its fit score.
 --
 -- fit (SPEC §4.4): the sum of the points of the [[fit]] rules that match the lead's attributes;
--- a null attribute never matches. ${fit} spells the rules out as one sum of CASE expressions:
+-- a null attribute never matches. The `fit` template variable spells the rules out as one sum
+-- of CASE expressions:
 --   in = [...]       lower(trim(column)) is one of the listed values (lower-cased, trimmed)
 --   min / max        the column read as a number lies within the bounds, inclusive
 --   within_days = N  the column read as a time t has cutoff <= t <= cutoff + N days

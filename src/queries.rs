@@ -122,28 +122,41 @@ impl Template {
     }
 
     /// Replaces every `${name}`; an unknown name is an error naming the query and the variable.
+    /// Text in `--` comments is left alone, so comments may mention variables freely.
     pub fn expand(&self, query: &str, text: &str) -> Result<String> {
         let mut out = String::with_capacity(text.len() * 2);
+        let mut in_string = false;
         let mut rest = text;
-        while let Some(at) = rest.find("${") {
-            out.push_str(&rest[..at]);
-            let after = &rest[at + 2..];
-            let end = after.find('}').ok_or_else(|| Error::Query {
-                name: query.into(),
-                message: "a `${` is never closed by `}`".into(),
-            })?;
-            let name = after[..end].trim();
-            let value = self.vars.get(name).ok_or_else(|| Error::Query {
-                name: query.into(),
-                message: format!(
-                    "unknown template variable ${{{name}}} (known: {})",
-                    self.vars.keys().cloned().collect::<Vec<_>>().join(", ")
-                ),
-            })?;
-            out.push_str(value);
-            rest = &after[end + 1..];
+        while !rest.is_empty() {
+            if !in_string && rest.starts_with("--") {
+                let end = rest.find('\n').map_or(rest.len(), |i| i + 1);
+                out.push_str(&rest[..end]);
+                rest = &rest[end..];
+            } else if rest.starts_with("${") {
+                let after = &rest[2..];
+                let end = after.find('}').ok_or_else(|| Error::Query {
+                    name: query.into(),
+                    message: "a `${` is never closed by `}`".into(),
+                })?;
+                let name = after[..end].trim();
+                let value = self.vars.get(name).ok_or_else(|| Error::Query {
+                    name: query.into(),
+                    message: format!(
+                        "unknown template variable ${{{name}}} (known: {})",
+                        self.vars.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ),
+                })?;
+                out.push_str(value);
+                rest = &after[end + 1..];
+            } else {
+                let c = rest.chars().next().expect("not empty");
+                if c == '\'' {
+                    in_string = !in_string;
+                }
+                out.push(c);
+                rest = &rest[c.len_utf8()..];
+            }
         }
-        out.push_str(rest);
         Ok(out)
     }
 
@@ -333,6 +346,11 @@ mod tests {
         let err = t.expand("q", "select ${y}").unwrap_err().to_string();
         assert!(err.contains("${y}"), "{err}");
         assert!(t.expand("q", "select ${x").is_err());
+        // Comments are left alone, strings are not.
+        assert_eq!(
+            t.expand("q", "-- uses ${y}\nselect '--', ${x}").unwrap(),
+            "-- uses ${y}\nselect '--', 42"
+        );
     }
 
     #[test]
