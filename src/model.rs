@@ -145,7 +145,7 @@ struct RawAction {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawFit {
-    column: String,
+    column: Spanned<String>,
     #[serde(rename = "in")]
     in_: Option<Vec<String>>,
     min: Option<f64>,
@@ -175,8 +175,15 @@ impl Model {
             line: span.map_or(0, |s| line_of(text, s.start)),
             message,
         };
-        let raw: RawModel = toml::from_str(text)
-            .map_err(|e| err(e.span(), friendly_toml_message(e.message())))?;
+        let raw: RawModel = toml::from_str(text).map_err(|e| {
+            let key = e.span().and_then(|s| key_at(text, s.start));
+            let message = friendly_toml_message(e.message());
+            let message = match key {
+                Some(k) if !message.contains(&format!("'{k}'")) => format!("'{k}': {message}"),
+                _ => message,
+            };
+            err(e.span(), message)
+        })?;
 
         if raw.name.trim().is_empty() {
             return Err(err(None, "`name` must not be empty".into()));
@@ -362,7 +369,6 @@ impl Model {
         let mut fits = Vec::new();
         for rule in raw.fit {
             let span = rule.span();
-            let line = line_of(text, span.start);
             let r = rule.into_inner();
             let kinds = [r.in_.is_some(), r.min.is_some() || r.max.is_some(), r.within_days.is_some()]
                 .iter()
@@ -392,12 +398,12 @@ impl Model {
                     max: r.max,
                 }
             };
-            if r.column.trim().is_empty() {
-                return Err(err(Some(span), "`column` must not be empty".into()));
+            if r.column.get_ref().trim().is_empty() {
+                return Err(err(Some(r.column.span()), "`column` must not be empty".into()));
             }
             fits.push(FitRule {
-                line,
-                column: r.column,
+                line: line_of(text, r.column.span().start),
+                column: r.column.into_inner(),
                 test,
                 points: r.points,
             });
@@ -462,12 +468,26 @@ fn line_of(text: &str, offset: usize) -> usize {
     text[..offset.min(text.len())].matches('\n').count() + 1
 }
 
-/// toml's messages say "field"; the model reference says "key".
+/// The key assigned on the line holding byte `offset` (`key = value`), if any.
+fn key_at(text: &str, offset: usize) -> Option<String> {
+    let start = text[..offset.min(text.len())].rfind('\n').map_or(0, |i| i + 1);
+    let line = text[start..].lines().next()?;
+    let (key, _) = line.split_once('=')?;
+    let key = key.trim();
+    (!key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+        .then(|| key.to_string())
+}
+
+/// toml's messages speak of Rust types and "fields"; the model reference speaks of keys,
+/// numbers and lists.
 fn friendly_toml_message(message: &str) -> String {
     message
         .trim()
         .replace("unknown field", "unknown key")
         .replace("missing field", "missing key")
+        .replace("expected f64", "expected a number")
+        .replace("expected i64", "expected an integer")
+        .replace("expected a sequence", "expected a list")
         .replace('`', "'")
 }
 
@@ -584,7 +604,7 @@ points = 15
             .check_fit_columns(&["lead_id".into(), "role".into()], Path::new("leads.csv"))
             .unwrap_err()
             .to_string();
-        assert!(err.starts_with("m.toml:37:"), "{err}");
+        assert!(err.starts_with("m.toml:38:"), "{err}");
         assert!(err.contains("company_size"), "{err}");
     }
 

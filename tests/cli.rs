@@ -1,0 +1,363 @@
+//! The `leadscore` binary end to end, as a new user runs it: on the shipped fixtures, on small
+//! inputs written here, and on bad input (one clear message, exit 1, previous output untouched).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use datafusion::prelude::*;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_leadscore"))
+}
+
+fn run(args: &[&str], dir: &Path) -> Output {
+    bin().args(args).current_dir(dir).output().expect("leadscore runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+const MODEL: &str = r#"name = "cli"
+version = 4
+threshold = 20
+stages = ["awareness", "decision"]
+
+[decay]
+kind = "exponential"
+half_life_days = 10
+floor = 0.25
+
+[[action]]
+action = "page_view"
+assets = ["/pricing*"]
+points = 10
+stage = "decision"
+
+[[action]]
+action = "video_play"
+points = 20
+scale = "fraction"
+stage = "awareness"
+
+[[fit]]
+column = "role"
+in = ["vp"]
+points = 5
+"#;
+
+/// A directory with `events.parquet`, `leads.csv` and `model.toml`.
+async fn inputs() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = SessionContext::new();
+    let events = dir.path().join("events.parquet");
+    let sql = format!(
+        "COPY (select lead_id, arrow_cast(ts, 'Timestamp(Microsecond, Some(\"UTC\"))') as ts, action, asset, product, cast(value as double) as value, event_id from (values
+          ('L1', '2026-01-01T00:00:00Z', 'page_view', '/pricing', 'crm', null, 1),
+          ('L1', '2026-01-11T00:00:00Z', 'video_play', 'v1', 'crm', 0.5, 2),
+          ('L2', '2026-01-06T00:00:00Z', 'video_play', null, null, 1.5, 3),
+          ('L2', '2026-01-07T00:00:00Z', 'email_open', null, null, null, 4)
+        ) t(lead_id, ts, action, asset, product, value, event_id)) TO '{}' STORED AS PARQUET",
+        events.display()
+    );
+    ctx.sql(&sql).await.unwrap().collect().await.unwrap();
+    std::fs::write(dir.path().join("leads.csv"), "lead_id,account_id,role\nL1,A1, VP \nL2,A1,analyst\nL9,A2,vp\n").unwrap();
+    std::fs::write(dir.path().join("model.toml"), MODEL).unwrap();
+    dir
+}
+
+fn score_args<'a>(out: &'a str) -> Vec<&'a str> {
+    vec![
+        "score", "--events", "events.parquet", "--leads", "leads.csv", "--model", "model.toml", "--out", out,
+    ]
+}
+
+/// Every file under `dir` with its bytes.
+fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.insert(p.strip_prefix(dir).unwrap().to_path_buf(), std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    out
+}
+
+/// All rows of a published table, sorted, as text (floats by their bits).
+async fn rows(table_dir: &Path) -> Vec<String> {
+    let ctx = SessionContext::new();
+    ctx.register_parquet("t", format!("{}/", table_dir.display()), ParquetReadOptions::default())
+        .await
+        .unwrap();
+    let batches = ctx.sql("select * from t").await.unwrap().collect().await.unwrap();
+    let mut out = Vec::new();
+    for b in batches {
+        for r in 0..b.num_rows() {
+            let cells: Vec<String> = b
+                .columns()
+                .iter()
+                .map(|c| {
+                    if let Some(f) = c.as_any().downcast_ref::<datafusion::arrow::array::Float64Array>() {
+                        format!("{:x}", f.value(r).to_bits())
+                    } else {
+                        datafusion::arrow::util::display::array_value_to_string(c, r).unwrap()
+                    }
+                })
+                .collect();
+            out.push(cells.join("|"));
+        }
+    }
+    out.sort();
+    out
+}
+
+#[tokio::test]
+async fn scores_and_prints_a_summary() {
+    let dir = inputs().await;
+    let o = run(&score_args("out"), dir.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("scored as of 2026-01-11: 3 leads, 0 MQLs, 2 accounts from 4 input rows"), "{err}");
+    assert!(err.contains("1 rows rejected (1 fraction outside 0..1), 1 unmatched events"), "{err}");
+    for table in ["lead_scores", "lead_product_scores", "account_scores", "stage_report", "rejects"] {
+        assert!(dir.path().join("out").join(table).join("part-00000.parquet").exists(), "{table}");
+    }
+    // Nothing of the run's staging area is left behind.
+    let names: Vec<String> = std::fs::read_dir(dir.path().join("out"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    assert_eq!(names.len(), 5, "{names:?}");
+}
+
+#[tokio::test]
+async fn written_files_use_plain_types() {
+    let dir = inputs().await;
+    assert!(run(&score_args("out"), dir.path()).status.success());
+    let file = std::fs::File::open(dir.path().join("out/lead_scores/part-00000.parquet")).unwrap();
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).unwrap();
+    let schema = reader.schema();
+    let t = |name: &str| schema.field_with_name(name).unwrap().data_type().to_string();
+    assert_eq!(t("as_of"), "Date32");
+    assert_eq!(t("lead_id"), "Utf8");
+    assert_eq!(t("score"), "Float64");
+    assert_eq!(t("mql_at"), "Timestamp(µs, \"UTC\")");
+    assert_eq!(t("tally_decision"), "Int64");
+    assert_eq!(t("is_cold"), "Boolean");
+    let compression = reader.metadata().row_group(0).column(0).compression();
+    assert!(matches!(compression, parquet::basic::Compression::ZSTD(_)), "{compression:?}");
+}
+
+#[tokio::test]
+async fn a_rerun_gives_the_same_rows_bit_for_bit() {
+    let dir = inputs().await;
+    assert!(run(&score_args("a"), dir.path()).status.success());
+    let mut args = score_args("b");
+    args.extend(["--threads", "1"]);
+    assert!(run(&args, dir.path()).status.success());
+    for table in ["lead_scores", "lead_product_scores", "account_scores", "stage_report", "rejects"] {
+        let a = rows(&dir.path().join("a").join(table)).await;
+        let b = rows(&dir.path().join("b").join(table)).await;
+        assert!(!a.is_empty() || table == "lead_product_scores", "{table}");
+        assert_eq!(a, b, "{table}");
+    }
+}
+
+/// Runs `args` expecting exit 1 with one line on stderr containing every `needle`, and checks
+/// that the previous output in `out` is exactly as it was.
+fn fails_cleanly(dir: &Path, args: &[&str], needles: &[&str]) {
+    let before = snapshot(&dir.join("out"));
+    assert!(!before.is_empty());
+    let o = run(args, dir);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert_eq!(err.trim().lines().count(), 1, "one line expected: {err}");
+    assert!(err.starts_with("leadscore: "), "{err}");
+    for n in needles {
+        assert!(err.contains(n), "{n:?} not in: {err}");
+    }
+    assert_eq!(snapshot(&dir.join("out")), before, "the previous output changed");
+}
+
+#[tokio::test]
+async fn a_typo_in_the_model_names_the_line() {
+    let dir = inputs().await;
+    assert!(run(&score_args("out"), dir.path()).status.success());
+    std::fs::write(dir.path().join("model.toml"), MODEL.replace("points = 20", "poinst = 20")).unwrap();
+    fails_cleanly(dir.path(), &score_args("out"), &["model.toml:19:", "unknown key 'poinst'"]);
+}
+
+#[tokio::test]
+async fn a_value_of_the_wrong_type_names_the_line() {
+    let dir = inputs().await;
+    assert!(run(&score_args("out"), dir.path()).status.success());
+    std::fs::write(dir.path().join("model.toml"), MODEL.replace("half_life_days = 10", "half_life_days = \"ten\"")).unwrap();
+    fails_cleanly(dir.path(), &score_args("out"), &["model.toml:8:", "'half_life_days': invalid type: string \"ten\", expected a number"]);
+}
+
+#[tokio::test]
+async fn an_undeclared_stage_names_the_line() {
+    let dir = inputs().await;
+    assert!(run(&score_args("out"), dir.path()).status.success());
+    std::fs::write(dir.path().join("model.toml"), MODEL.replace("stage = \"decision\"", "stage = \"purchase\"")).unwrap();
+    fails_cleanly(dir.path(), &score_args("out"), &["model.toml:15:", "\"purchase\" is not declared"]);
+}
+
+#[tokio::test]
+async fn a_fit_rule_on_a_missing_column_names_the_line() {
+    let dir = inputs().await;
+    assert!(run(&score_args("out"), dir.path()).status.success());
+    std::fs::write(dir.path().join("model.toml"), MODEL.replace("column = \"role\"", "column = \"seniority\"")).unwrap();
+    fails_cleanly(dir.path(), &score_args("out"), &["model.toml:24:", "seniority", "leads.csv"]);
+}
+
+#[tokio::test]
+async fn events_that_are_not_parquet_are_named() {
+    let dir = inputs().await;
+    assert!(run(&score_args("out"), dir.path()).status.success());
+    std::fs::write(dir.path().join("events.csv"), "lead_id,ts,action\nL1,2026-01-01,x\n").unwrap();
+    let mut args = score_args("out");
+    args[2] = "events.csv";
+    fails_cleanly(dir.path(), &args, &["events.csv", "not a Parquet file"]);
+}
+
+#[tokio::test]
+async fn a_missing_required_column_is_named() {
+    let dir = inputs().await;
+    assert!(run(&score_args("out"), dir.path()).status.success());
+    let ctx = SessionContext::new();
+    let path = dir.path().join("no_action.parquet");
+    let sql = format!(
+        "COPY (select 'L1' as lead_id, arrow_cast('2026-01-01T00:00:00Z', 'Timestamp(Microsecond, Some(\"UTC\"))') as ts) TO '{}' STORED AS PARQUET",
+        path.display()
+    );
+    ctx.sql(&sql).await.unwrap().collect().await.unwrap();
+    let mut args = score_args("out");
+    args[2] = "no_action.parquet";
+    fails_cleanly(dir.path(), &args, &["no_action.parquet", "lacks the required column `action`"]);
+}
+
+#[tokio::test]
+async fn a_required_column_of_the_wrong_type_is_named() {
+    let dir = inputs().await;
+    assert!(run(&score_args("out"), dir.path()).status.success());
+    let ctx = SessionContext::new();
+    let path = dir.path().join("text_ts.parquet");
+    let sql = format!(
+        "COPY (select 'L1' as lead_id, '2026-01-01' as ts, 'x' as action) TO '{}' STORED AS PARQUET",
+        path.display()
+    );
+    ctx.sql(&sql).await.unwrap().collect().await.unwrap();
+    let mut args = score_args("out");
+    args[2] = "text_ts.parquet";
+    fails_cleanly(dir.path(), &args, &["text_ts.parquet", "column `ts`", "expected a timestamp"]);
+}
+
+#[tokio::test]
+async fn leads_with_text_ids_for_integer_events_are_refused() {
+    let dir = inputs().await;
+    assert!(run(&score_args("out"), dir.path()).status.success());
+    let ctx = SessionContext::new();
+    let path = dir.path().join("int_events.parquet");
+    let sql = format!(
+        "COPY (select cast(1 as bigint) as lead_id, arrow_cast('2026-01-01T00:00:00Z', 'Timestamp(Microsecond, Some(\"UTC\"))') as ts, 'x' as action) TO '{}' STORED AS PARQUET",
+        path.display()
+    );
+    ctx.sql(&sql).await.unwrap().collect().await.unwrap();
+    let mut args = score_args("out");
+    args[2] = "int_events.parquet";
+    fails_cleanly(dir.path(), &args, &["leads.csv", "\"L1\" is not an integer"]);
+}
+
+#[tokio::test]
+async fn strict_refuses_rejected_rows_and_publishes_nothing() {
+    let dir = inputs().await;
+    assert!(run(&score_args("out"), dir.path()).status.success());
+    let mut args = score_args("out");
+    args.push("--strict");
+    fails_cleanly(dir.path(), &args, &["1 row(s) rejected", "fraction outside 0..1", "--strict"]);
+}
+
+#[tokio::test]
+async fn usage_errors_exit_2() {
+    let dir = inputs().await;
+    let o = run(&["score", "--events", "events.parquet"], dir.path());
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--model, --out"), "{}", stderr(&o));
+    let o = run(&["score", "--as-of", "yesterday"], dir.path());
+    assert_eq!(o.status.code(), Some(2));
+    let o = run(&["frobnicate"], dir.path());
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[tokio::test]
+async fn a_first_run_that_fails_leaves_no_output_directory() {
+    let dir = inputs().await;
+    std::fs::write(dir.path().join("model.toml"), "name = 1").unwrap();
+    let o = run(&score_args("fresh"), dir.path());
+    assert_eq!(o.status.code(), Some(1));
+    assert!(!dir.path().join("fresh").exists());
+}
+
+#[tokio::test]
+async fn edited_queries_replace_the_shipped_ones() {
+    let dir = inputs().await;
+    let queries = dir.path().join("my_queries");
+    std::fs::create_dir(&queries).unwrap();
+    let shipped = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("queries/stage_report.sql")).unwrap();
+    std::fs::write(queries.join("stage_report.sql"), shipped.replace("as share", "as share, 'edited' as note")).unwrap();
+    let mut args = score_args("out");
+    args.extend(["--queries", "my_queries"]);
+    let o = run(&args, dir.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r = rows(&dir.path().join("out/stage_report")).await;
+    assert!(r.iter().all(|row| row.ends_with("|edited")), "{r:?}");
+
+    // A broken query is reported by name.
+    std::fs::write(queries.join("stage_report.sql"), "select ${nope}").unwrap();
+    let o = run(&args, dir.path());
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("query stage_report: unknown template variable ${nope}"), "{}", stderr(&o));
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let p = e.unwrap().path();
+        let target = to.join(p.file_name().unwrap());
+        if p.is_dir() {
+            copy_dir(&p, &target);
+        } else {
+            std::fs::copy(&p, &target).unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn score_with_no_arguments_scores_the_fixtures() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&fixtures, &dir.path().join("fixtures"));
+    let o = run(&["score"], dir.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("scored as of"), "{}", stderr(&o));
+    let leads = rows(&dir.path().join("out/lead_scores")).await;
+    assert!(leads.len() > 100, "{}", leads.len());
+    let rejects = rows(&dir.path().join("out/rejects")).await;
+    assert!(!rejects.is_empty());
+    let products = rows(&dir.path().join("out/lead_product_scores")).await;
+    assert!(!products.is_empty());
+
+    // Outside a project directory, the bare command explains itself.
+    let empty = tempfile::tempdir().unwrap();
+    let o = run(&["score"], empty.path());
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("fixtures"), "{}", stderr(&o));
+}
