@@ -1,0 +1,778 @@
+//! An independent reference implementation of the scoring contract (SPEC §2.4, §4.1–4.7),
+//! used as an oracle: the same inputs go through `leadscore::score::score` and through the
+//! plain-Rust reference in `tests/reference/oracle.rs`, and every published row must agree.
+//!
+//! The reference reads the input files itself (Arrow's Parquet reader and a small CSV parser)
+//! and only borrows the project's model-file parser.
+
+#[path = "reference/compare.rs"]
+mod compare;
+#[path = "reference/data.rs"]
+mod data;
+#[path = "reference/datagen.rs"]
+mod datagen;
+#[path = "reference/oracle.rs"]
+mod oracle;
+
+use std::path::{Path, PathBuf};
+
+use chrono::NaiveDate;
+use datafusion::arrow::datatypes::TimeUnit;
+use leadscore::context::EngineOptions;
+use leadscore::model::Model;
+use leadscore::score::{ScoreOptions, ScoreSummary, score};
+
+use compare::{Report, compare_outputs};
+use data::{IdKind, read_events, read_leads};
+use datagen::{Dataset, EventsLayout, GenOptions, Rng, generate};
+use oracle::{Reference, reference_score};
+
+/// Exponential decay with grace and floor, three stages, negative, fraction and glob rules, and
+/// fit rules of every kind.
+const MODEL_EXP: &str = r#"
+name = "exp"
+version = 7
+threshold = 60
+stages = ["awareness", "consideration", "decision"]
+
+[decay]
+kind = "exponential"
+half_life_days = 30
+grace_days = 3
+floor = 0.25
+
+[cold]
+days = 14
+
+[account]
+aggregate = "sum"
+threshold = 150
+
+[[action]]
+action = "page_view"
+assets = ["/pricing*", "/product/*"]
+points = 5
+stage = "decision"
+
+[[action]]
+action = "page_view"
+assets = ["/careers*"]
+points = -10
+
+[[action]]
+action = "page_view"
+assets = ["/a.b?c[1]*"]
+points = 7
+stage = "awareness"
+
+[[action]]
+action = "page_view"
+points = 1
+stage = "awareness"
+
+[[action]]
+action = "email_open"
+points = 1
+stage = "awareness"
+
+[[action]]
+action = "email_click"
+points = 3
+stage = "consideration"
+
+[[action]]
+action = "video_play"
+points = 12
+scale = "fraction"
+stage = "consideration"
+
+[[action]]
+action = "webinar_signup"
+points = 15
+stage = "consideration"
+
+[[action]]
+action = "download"
+assets = ["wp-*-guide", "case-*"]
+points = 8
+stage = "consideration"
+
+[[action]]
+action = "demo_request"
+points = 25
+stage = "decision"
+
+[[action]]
+action = "unsubscribe"
+points = -20
+
+[[fit]]
+column = "role"
+in = ["VP", "director", " C-Level "]
+points = 15
+
+[[fit]]
+column = "company_size"
+min = 200
+points = 10
+
+[[fit]]
+column = "company_size"
+max = 50
+points = -5
+
+[[fit]]
+column = "budget"
+min = 10000
+max = 50000
+points = 8
+
+[[fit]]
+column = "expected_purchase"
+within_days = 90
+points = 10
+
+[[fit]]
+column = "last_seen"
+within_days = 30
+points = 4
+
+[[fit]]
+column = "score_hint"
+max = 10.5
+points = 3
+
+[[fit]]
+column = "industry"
+in = ["software", "Finance"]
+points = 5
+"#;
+
+/// Linear decay with a fractional grace, a negative fraction rule, a catch-all glob, a scored
+/// NPS rule, and `max` accounts.
+const MODEL_LIN: &str = r#"
+name = "lin"
+version = 2
+threshold = 40
+stages = ["engaged", "hot"]
+
+[decay]
+kind = "linear"
+points = 2
+period_days = 7
+grace_days = 1.5
+floor = 0.5
+
+[cold]
+days = 7
+
+[account]
+aggregate = "max"
+
+[[action]]
+action = "video_play"
+points = -4
+scale = "fraction"
+stage = "engaged"
+
+[[action]]
+action = "page_view"
+assets = ["*"]
+points = 2
+stage = "engaged"
+
+[[action]]
+action = "nps_response"
+points = 3
+stage = "hot"
+
+[[action]]
+action = "email_click"
+points = 4
+stage = "hot"
+
+[[action]]
+action = "email_open"
+points = 0.5
+
+[[action]]
+action = "download"
+assets = ["*guide*"]
+points = 6
+stage = "hot"
+
+[[action]]
+action = "form_submit"
+points = 10
+stage = "hot"
+
+[[action]]
+action = "unsubscribe"
+points = -15
+
+[[fit]]
+column = "company_size"
+min = 100
+max = 1000
+points = 12
+
+[[fit]]
+column = "role"
+in = ["vp, marketing", "analyst \"lead\""]
+points = 20
+
+[[fit]]
+column = "expected_purchase"
+within_days = 0
+points = 7
+"#;
+
+/// No decay, no stages, unstaged rules only, `mean` accounts, default cold days.
+const MODEL_FLAT: &str = r#"
+name = "flat"
+version = 1
+threshold = 25
+
+[decay]
+kind = "none"
+
+[account]
+aggregate = "mean"
+threshold = 10
+
+[[action]]
+action = "page_view"
+points = 1
+
+[[action]]
+action = "email_open"
+points = 1
+
+[[action]]
+action = "video_play"
+points = 5
+scale = "fraction"
+
+[[action]]
+action = "webinar_signup"
+points = 5
+
+[[action]]
+action = "demo_request"
+points = 10
+
+[[action]]
+action = "chat"
+points = -1
+
+[[fit]]
+column = "budget"
+min = 20000
+points = 5
+"#;
+
+/// Exponential decay that never goes below the threshold (floor 1), a fractional half-life and
+/// grace, one stage.
+const MODEL_FLOOR: &str = r#"
+name = "floor"
+version = 11
+threshold = 20
+stages = ["only"]
+
+[decay]
+kind = "exponential"
+half_life_days = 7.5
+grace_days = 0.25
+floor = 1.0
+
+[[action]]
+action = "email_open"
+points = 2
+stage = "only"
+
+[[action]]
+action = "demo_request"
+points = 30
+
+[[action]]
+action = "page_view"
+assets = ["/pricing", "/product/*"]
+points = 4
+stage = "only"
+"#;
+
+/// Rules only, no `[decay]` table at all (no decay).
+const MODEL_BARE: &str = r#"
+name = "bare"
+version = 3
+threshold = 5
+
+[[action]]
+action = "page_view"
+points = 1
+
+[[action]]
+action = "video_play"
+points = 2
+scale = "fraction"
+"#;
+
+fn day(y: i32, m: u32, d: u32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(y, m, d).unwrap()
+}
+
+/// Runs the real pipeline into `out`.
+fn run_pipeline(
+    events: &Path,
+    leads: Option<&Path>,
+    model: &Path,
+    as_of: Option<NaiveDate>,
+    out: &Path,
+) -> leadscore::Result<ScoreSummary> {
+    let opts = ScoreOptions {
+        events: events.to_path_buf(),
+        leads: leads.map(Path::to_path_buf),
+        model: model.to_path_buf(),
+        as_of,
+        out: out.to_path_buf(),
+        queries: None,
+        engine: EngineOptions {
+            threads: 2,
+            batch_size: 64,
+            ..Default::default()
+        },
+        strict: false,
+    };
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(score(&opts))
+}
+
+/// One scoring run to check.
+struct Case {
+    name: String,
+    events: PathBuf,
+    leads: Option<PathBuf>,
+    model: PathBuf,
+    as_of: Option<NaiveDate>,
+}
+
+impl Case {
+    fn new(name: &str, events: &Path, leads: Option<&Path>, model: &Path) -> Case {
+        Case {
+            name: name.to_string(),
+            events: events.to_path_buf(),
+            leads: leads.map(Path::to_path_buf),
+            model: model.to_path_buf(),
+            as_of: None,
+        }
+    }
+
+    fn as_of(mut self, d: NaiveDate) -> Case {
+        self.as_of = Some(d);
+        self
+    }
+}
+
+/// The reference's answer for a case.
+fn reference_for(case: &Case) -> (Reference, IdKind) {
+    let model = Model::load(&case.model).expect("model loads");
+    let (events, kind) = read_events(&case.events);
+    let leads = case.leads.as_ref().map(|p| read_leads(p, kind));
+    (
+        reference_score(&events, leads.as_deref(), &model, case.as_of),
+        kind,
+    )
+}
+
+/// Runs one case through the pipeline and the reference and compares everything.
+fn check(case: &Case, scratch: &Path) -> Report {
+    let (reference, kind) = reference_for(case);
+    let out = scratch.join(format!("out-{}", case.name));
+    let summary = run_pipeline(
+        &case.events,
+        case.leads.as_deref(),
+        &case.model,
+        case.as_of,
+        &out,
+    );
+    let mut report = match summary {
+        Ok(summary) => {
+            let mut report = compare_outputs(&reference, &out, kind);
+            let mut counts = |what: &str, expected: u64, actual: u64| {
+                if expected != actual {
+                    report.diffs.push(format!(
+                        "summary {what}: expected {expected}, actual {actual}"
+                    ));
+                }
+            };
+            counts("rejects", reference.rejects.len() as u64, summary.rejects);
+            counts(
+                "duplicates_dropped",
+                reference.duplicates_dropped,
+                summary.duplicates_dropped,
+            );
+            counts("unmatched", reference.unmatched, summary.unmatched);
+            counts("leads", reference.lead_scores.len() as u64, summary.leads);
+            counts(
+                "mqls",
+                reference.lead_scores.iter().filter(|l| l.is_mql).count() as u64,
+                summary.mqls,
+            );
+            counts("accounts", reference.accounts.len() as u64, summary.accounts);
+            if summary.as_of != Some(reference.as_of) {
+                report.diffs.push(format!(
+                    "summary as_of: expected {}, actual {:?}",
+                    reference.as_of, summary.as_of
+                ));
+            }
+            report
+        }
+        Err(e) => Report {
+            diffs: vec![format!("the pipeline failed: {e}")],
+        },
+    };
+    report.diffs.insert(
+        0,
+        format!(
+            "(reference: as_of {}, {} leads, {} product rows, {} accounts, {} rejects, {} duplicates dropped, {} mqls)",
+            reference.as_of,
+            reference.lead_scores.len(),
+            reference.product_scores.len(),
+            reference.accounts.len(),
+            reference.rejects.len(),
+            reference.duplicates_dropped,
+            reference.lead_scores.iter().filter(|l| l.is_mql).count(),
+        ),
+    );
+    report
+}
+
+/// Checks every case and fails with the first differences of each failing one.
+fn check_all(cases: &[Case], scratch: &Path) {
+    let mut failures = String::new();
+    for case in cases {
+        let report = check(case, scratch);
+        if report.diffs.len() > 1 {
+            let mut r = report;
+            let header = r.diffs.remove(0);
+            failures.push_str(&r.summary(&format!("case {} {header}", case.name)));
+        } else {
+            eprintln!("case {} agrees {}", case.name, report.diffs[0]);
+        }
+    }
+    assert!(failures.is_empty(), "pipeline and reference differ:\n{failures}");
+}
+
+fn write_model(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(format!("{name}.toml"));
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// Writes the five models into `dir`.
+fn models(dir: &Path) -> [PathBuf; 5] {
+    [
+        write_model(dir, "exp", MODEL_EXP),
+        write_model(dir, "lin", MODEL_LIN),
+        write_model(dir, "flat", MODEL_FLAT),
+        write_model(dir, "floor", MODEL_FLOOR),
+        write_model(dir, "bare", MODEL_BARE),
+    ]
+}
+
+fn dataset(seed: u64, int_ids: bool, int_event_ids: bool) -> Dataset {
+    generate(&GenOptions {
+        seed,
+        leads: 300,
+        events: 5000,
+        int_ids,
+        int_event_ids,
+        days: 180,
+    })
+}
+
+/// Integer lead ids, text event ids, one Parquet file (µs, UTC), Parquet leads.
+#[test]
+fn generated_int_ids_single_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let [exp, lin, flat, _, _] = models(dir.path());
+    let data = dataset(1, true, false);
+    let events = dir.path().join("events.parquet");
+    datagen::write_events_file(&events, &data.events, &EventsLayout::default());
+    let leads = dir.path().join("leads.parquet");
+    datagen::write_leads_parquet(&leads, &data);
+    check_all(
+        &[
+            Case::new("exp-default", &events, Some(&leads), &exp),
+            Case::new("exp-mid", &events, Some(&leads), &exp).as_of(day(2025, 3, 15)),
+            Case::new("lin-default", &events, Some(&leads), &lin),
+            Case::new("flat-mid", &events, Some(&leads), &flat).as_of(day(2025, 5, 2)),
+        ],
+        dir.path(),
+    );
+}
+
+/// Text lead ids, integer event ids, a hive tree whose files mix ms-with-zone and ns-without-zone
+/// timestamps, CSV leads.
+#[test]
+fn generated_text_ids_hive_csv() {
+    let dir = tempfile::tempdir().unwrap();
+    let [exp, lin, _, floor, _] = models(dir.path());
+    let data = dataset(2, false, true);
+    let events = dir.path().join("events");
+    let mut rng = Rng::new(99);
+    datagen::write_events_hive(
+        &events,
+        &data.events,
+        &EventsLayout {
+            unit: TimeUnit::Millisecond,
+            tz: Some("+02:00"),
+            ..Default::default()
+        },
+        &EventsLayout {
+            unit: TimeUnit::Nanosecond,
+            tz: None,
+            ..Default::default()
+        },
+        &mut rng,
+    );
+    let leads = dir.path().join("leads.csv");
+    datagen::write_leads_csv(&leads, &data);
+    check_all(
+        &[
+            Case::new("exp-default", &events, Some(&leads), &exp),
+            Case::new("lin-mid", &events, Some(&leads), &lin).as_of(day(2025, 2, 20)),
+            Case::new("floor-after", &events, Some(&leads), &floor).as_of(day(2025, 9, 30)),
+        ],
+        dir.path(),
+    );
+}
+
+/// Integer ids in both, one Parquet file in ms without zone.
+#[test]
+fn generated_int_ids_ms_no_zone() {
+    let dir = tempfile::tempdir().unwrap();
+    let [exp, _, flat, _, _] = models(dir.path());
+    let data = dataset(3, true, true);
+    let events = dir.path().join("events.parquet");
+    let mut ms = data.events.clone();
+    for e in &mut ms {
+        e.ts = e.ts.map(|t| t.div_euclid(1000) * 1000);
+    }
+    datagen::write_events_file(
+        &events,
+        &ms,
+        &EventsLayout {
+            unit: TimeUnit::Millisecond,
+            tz: None,
+            ..Default::default()
+        },
+    );
+    let leads = dir.path().join("leads.csv");
+    datagen::write_leads_csv(&leads, &data);
+    check_all(
+        &[
+            Case::new("exp-late", &events, Some(&leads), &exp).as_of(day(2025, 6, 10)),
+            Case::new("flat-default", &events, Some(&leads), &flat),
+        ],
+        dir.path(),
+    );
+}
+
+/// Events without the optional columns (ts in seconds) and no leads table: every fraction and
+/// NPS row is rejected for its null value.
+#[test]
+fn generated_minimal_columns_no_leads() {
+    let dir = tempfile::tempdir().unwrap();
+    let [exp, _, flat, _, bare] = models(dir.path());
+    let data = dataset(4, false, false);
+    let events = dir.path().join("events.parquet");
+    let mut secs = data.events.clone();
+    for e in &mut secs {
+        e.ts = e.ts.map(|t| t.div_euclid(1_000_000) * 1_000_000);
+    }
+    datagen::write_events_file(
+        &events,
+        &secs,
+        &EventsLayout {
+            unit: TimeUnit::Second,
+            tz: Some("UTC"),
+            asset: false,
+            product: false,
+            value: false,
+            event_id: false,
+            row_group: 1000,
+        },
+    );
+    check_all(
+        &[
+            Case::new("exp-default", &events, None, &exp),
+            Case::new("flat-mid", &events, None, &flat).as_of(day(2025, 4, 1)),
+            Case::new("bare-default", &events, None, &bare),
+        ],
+        dir.path(),
+    );
+}
+
+/// A cutoff before any event: only the leads table's leads, with fit alone; and a cutoff on a
+/// day whose midnight carries events.
+#[test]
+fn generated_cutoff_edges() {
+    let dir = tempfile::tempdir().unwrap();
+    let [exp, lin, _, floor, _] = models(dir.path());
+    let data = dataset(5, true, false);
+    let events = dir.path().join("events.parquet");
+    datagen::write_events_file(&events, &data.events, &EventsLayout::default());
+    let leads = dir.path().join("leads.parquet");
+    datagen::write_leads_parquet(&leads, &data);
+    check_all(
+        &[
+            Case::new("exp-before", &events, Some(&leads), &exp).as_of(day(2024, 12, 1)),
+            Case::new("lin-first-day", &events, Some(&leads), &lin).as_of(day(2025, 1, 1)),
+            Case::new("floor-mid", &events, Some(&leads), &floor).as_of(day(2025, 4, 30)),
+        ],
+        dir.path(),
+    );
+}
+
+/// The shipped fixtures, when they exist.
+#[test]
+fn shipped_fixtures() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+    let (events, leads, model) = (
+        root.join("events"),
+        root.join("leads.csv"),
+        root.join("model.toml"),
+    );
+    if !(events.exists() && model.exists()) {
+        eprintln!("no fixtures in {}: skipped", root.display());
+        return;
+    }
+    let leads = leads.exists().then_some(leads);
+    let dir = tempfile::tempdir().unwrap();
+    let default = Case::new("fixtures-default", &events, leads.as_deref(), &model);
+    let (reference, _) = reference_for(&default);
+    let mid = reference.as_of - chrono::Days::new(45);
+    check_all(
+        &[
+            default,
+            Case::new("fixtures-mid", &events, leads.as_deref(), &model).as_of(mid),
+        ],
+        dir.path(),
+    );
+}
+
+/// The reference itself on a hand-worked example, so that the oracle is checked against
+/// arithmetic done by hand and not only against the pipeline.
+#[test]
+fn reference_hand_worked() {
+    use data::{Event, Id};
+    let model = Model::parse(
+        r#"
+name = "hand"
+version = 1
+threshold = 10
+stages = ["a", "b"]
+
+[decay]
+kind = "exponential"
+half_life_days = 10
+grace_days = 2
+floor = 0.2
+
+[cold]
+days = 5
+
+[[action]]
+action = "view"
+points = 4
+stage = "a"
+
+[[action]]
+action = "play"
+points = 10
+scale = "fraction"
+stage = "b"
+"#,
+        Path::new("hand.toml"),
+    )
+    .unwrap();
+    let t = |d: i64, h: i64| datagen::base_micros() + d * data::MICROS_PER_DAY + h * 3_600_000_000;
+    let ev = |lead: i64, ts: i64, action: &str, value: Option<f64>, id: Option<&str>| Event {
+        lead_id: Some(Id::Int(lead)),
+        ts: Some(ts),
+        action: Some(action.into()),
+        asset: None,
+        product: Some("p".into()),
+        value,
+        event_id: id.map(|s| Id::Text(s.into())),
+    };
+    let events = vec![
+        // Lead 1: 4 at day 0, 4 at day 12 (10 idle days after grace: halved to 2, then +4 = 6),
+        // two events at day 13 together (+4 and +5) cross 10.
+        ev(1, t(0, 0), "view", None, Some("x")),
+        ev(1, t(0, 0), "view", None, Some("x")),
+        ev(1, t(12, 0), "view", None, None),
+        ev(1, t(13, 0), "view", None, None),
+        ev(1, t(13, 0), "play", Some(0.5), None),
+        // Lead 2: one bad fraction, one NPS without answer.
+        ev(2, t(1, 0), "play", Some(1.5), None),
+        ev(2, t(1, 0), "nps_response", None, None),
+        ev(2, t(2, 0), "nps_response", Some(9.0), None),
+    ];
+    let r = reference_score(&events, None, &model, Some(day(2025, 1, 20)));
+    assert_eq!(r.duplicates_dropped, 1);
+    assert_eq!(r.rejects.len(), 2);
+    assert_eq!(r.rejects[0].reason, "fraction outside 0..1");
+    assert_eq!(r.rejects[1].reason, "nps answer outside 0..10");
+    let l1 = &r.lead_scores[0];
+    // Before the day-13 events: 6 decayed over 1 day (inside grace) = 6; +9 = 15.
+    // At the cutoff (2025-01-21 = day 20): 7 idle days, 5 past grace: 15 x 2^-0.5.
+    let expected = 15.0 * 2f64.powf(-0.5);
+    assert!((l1.engagement - expected).abs() < 1e-12, "{}", l1.engagement);
+    assert_eq!(l1.mql_at, Some(t(13, 0)));
+    assert_eq!(l1.tallies, vec![3, 1]);
+    assert_eq!(l1.stage.as_deref(), Some("b"));
+    assert!(l1.is_cold);
+    let l2 = &r.lead_scores[1];
+    assert_eq!(l2.engagement, 0.0);
+    assert_eq!(l2.nps, Some(9.0));
+    assert_eq!(l2.nps_class, Some("promoter"));
+    assert_eq!(l2.last_activity, None);
+    // The floor: a score at 2 (the floor, 0.2 x 10) never decays.
+    assert_eq!(oracle::decay(&model, 2.0, 100.0, 2.0), 2.0);
+    assert_eq!(oracle::decay(&model, 3.0, 1000.0, 2.0), 2.0);
+    assert_eq!(r.product_scores.len(), 1);
+}
+
+#[test]
+fn reference_helpers() {
+    use oracle::glob_match;
+    assert!(glob_match("/pricing*", "/pricing"));
+    assert!(glob_match("/pricing*", "/pricing/x"));
+    assert!(!glob_match("/pricing*", "/PRICING"));
+    assert!(glob_match("wp-*-guide", "wp-roi-guide"));
+    assert!(!glob_match("wp-*-guide", "wp-guide"));
+    assert!(glob_match("/a.b?c[1]*", "/a.b?c[1]"));
+    assert!(!glob_match("/a.b?c[1]*", "/aXb?c[1]"));
+    assert!(glob_match("*", ""));
+    assert!(glob_match("**a*", "xxa"));
+    assert!(!glob_match("", "x"));
+    let rows = data::parse_csv("a,b,c\n1,\"x, \"\"y\"\"\",\n2, sp ,\"\"\r\n");
+    assert_eq!(
+        rows,
+        vec![
+            vec![Some("a".into()), Some("b".into()), Some("c".into())],
+            vec![Some("1".into()), Some("x, \"y\"".into()), None],
+            vec![Some("2".into()), Some(" sp ".into()), None],
+        ]
+    );
+    assert_eq!(
+        data::parse_time("2025-01-02"),
+        Some(datagen::base_micros() + data::MICROS_PER_DAY)
+    );
+}
