@@ -267,6 +267,12 @@ fn fold(
         while i < events.len() && events[i].ts == t {
             s += events[i].points;
             i += 1;
+            if let Some((fit, threshold)) = crossing
+                && crossed.is_none()
+                && fit + s >= threshold
+            {
+                crossed = Some(t);
+            }
         }
         last = Some(t);
         if let Some((fit, threshold)) = crossing
