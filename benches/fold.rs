@@ -16,7 +16,9 @@ use leadscore::fold::{Crossing, Decay, DecayKind, fold_sorted};
 const DAY: i64 = 86_400_000_000;
 
 fn lcg(state: &mut u64) -> u64 {
-    *state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    *state = state
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     *state >> 33
 }
 
@@ -27,16 +29,25 @@ fn kernel(c: &mut Criterion) {
     ts.sort_unstable();
     let points: Vec<f64> = (0..n).map(|_| (lcg(&mut s) % 30) as f64 - 5.0).collect();
     let exponential = Decay {
-        kind: DecayKind::Exponential { half_life_days: 90.0 },
+        kind: DecayKind::Exponential {
+            half_life_days: 90.0,
+        },
         grace_days: 3.0,
     };
     let linear = Decay {
-        kind: DecayKind::Linear { points: 5.0, period_days: 30.0 },
+        kind: DecayKind::Linear {
+            points: 5.0,
+            period_days: 30.0,
+        },
         grace_days: 0.0,
     };
     let mut g = c.benchmark_group("fold_sorted");
     g.throughput(Throughput::Elements(n as u64));
-    for (name, decay) in [("exponential", exponential), ("linear", linear), ("none", Decay::NONE)] {
+    for (name, decay) in [
+        ("exponential", exponential),
+        ("linear", linear),
+        ("none", Decay::NONE),
+    ] {
         g.bench_function(name, |b| {
             b.iter(|| {
                 fold_sorted(
@@ -45,7 +56,10 @@ fn kernel(c: &mut Criterion) {
                     &decay,
                     25.0,
                     701 * DAY,
-                    Some(Crossing { fit: 10.0, threshold: 100.0 }),
+                    Some(Crossing {
+                        fit: 10.0,
+                        threshold: 100.0,
+                    }),
                 )
             })
         });
@@ -58,7 +72,9 @@ fn aggregate(c: &mut Criterion) {
     let leads = 50_000u64;
     let mut s = 11u64;
     let lead: Vec<i64> = (0..rows).map(|_| (lcg(&mut s) % leads) as i64).collect();
-    let ts: Vec<i64> = (0..rows).map(|_| 1_700_000_000_000_000 + (lcg(&mut s) % 600) as i64 * DAY).collect();
+    let ts: Vec<i64> = (0..rows)
+        .map(|_| 1_700_000_000_000_000 + (lcg(&mut s) % 600) as i64 * DAY)
+        .collect();
     let points: Vec<f64> = (0..rows).map(|_| (lcg(&mut s) % 20) as f64).collect();
     let products = ["crm", "ads", "analytics"];
     let product: Vec<Option<&str>> = (0..rows)
@@ -89,10 +105,24 @@ fn aggregate(c: &mut Criterion) {
             .unwrap()
         })
         .collect();
-    let partitions: Vec<Vec<RecordBatch>> = batches.chunks(batches.len().div_ceil(2)).map(|c| c.to_vec()).collect();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
-    let ctx = session(&EngineOptions { threads: 2, ..EngineOptions::default() }).unwrap();
-    ctx.register_table("ev", Arc::new(MemTable::try_new(schema, partitions).unwrap())).unwrap();
+    let partitions: Vec<Vec<RecordBatch>> = batches
+        .chunks(batches.len().div_ceil(2))
+        .map(|c| c.to_vec())
+        .collect();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let ctx = session(&EngineOptions {
+        threads: 2,
+        ..EngineOptions::default()
+    })
+    .unwrap();
+    ctx.register_table(
+        "ev",
+        Arc::new(MemTable::try_new(schema, partitions).unwrap()),
+    )
+    .unwrap();
     let sql = "select lead_id, lead_fold(arrow_cast(ts_us, 'Timestamp(Microsecond, Some(\"UTC\"))'), points, product, 0, 100, \
                arrow_cast('2025-08-01T00:00:00Z', 'Timestamp(Microsecond, Some(\"UTC\"))'), \
                '{\"kind\":\"exponential\",\"half_life_days\":90,\"grace_days\":3}', 25) as f \

@@ -50,7 +50,8 @@ fn parse_size_arg(s: &str) -> std::result::Result<usize, String> {
 }
 
 fn parse_day(s: &str) -> std::result::Result<NaiveDate, String> {
-    NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| format!("{s:?} is not a date like 2026-09-30"))
+    NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .map_err(|_| format!("{s:?} is not a date like 2026-09-30"))
 }
 
 impl EngineArgs {
@@ -94,7 +95,10 @@ pub const FIXTURES: &str = "fixtures";
 
 impl ScoreArgs {
     fn options(&self) -> Result<ScoreOptions> {
-        let bare = self.events.is_none() && self.leads.is_none() && self.model.is_none() && self.out.is_none();
+        let bare = self.events.is_none()
+            && self.leads.is_none()
+            && self.model.is_none()
+            && self.out.is_none();
         if bare {
             let dir = Path::new(FIXTURES);
             if !dir.join("model.toml").exists() {
@@ -146,7 +150,7 @@ fn thousands(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -181,7 +185,11 @@ fn print_score_summary(s: &ScoreSummary, out: &Path) {
         thousands(s.unmatched),
         thousands(s.duplicates_dropped)
     );
-    eprintln!("wrote {} in {:.2} s", out.display(), s.elapsed.as_secs_f64());
+    eprintln!(
+        "wrote {} in {:.2} s",
+        out.display(),
+        s.elapsed.as_secs_f64()
+    );
 }
 
 /// Runs one parsed command line.

@@ -62,7 +62,8 @@ pub fn session(options: &EngineOptions) -> Result<SessionContext> {
     }
     if let Some(dir) = &options.spill_dir {
         runtime = runtime.with_disk_manager_builder(
-            DiskManagerBuilder::default().with_mode(DiskManagerMode::Directories(vec![dir.clone()])),
+            DiskManagerBuilder::default()
+                .with_mode(DiskManagerMode::Directories(vec![dir.clone()])),
         );
     }
     let runtime = runtime.build_arc()?;
@@ -94,7 +95,7 @@ pub fn parse_size(text: &str) -> Result<usize> {
         }
     };
     let bytes = number * scale;
-    if !(bytes >= 1.0) {
+    if bytes.is_nan() || bytes < 1.0 {
         return Err(Error::Config(format!("{text:?}: a size must be positive")));
     }
     Ok(bytes as usize)

@@ -154,7 +154,11 @@ fn footer(path: &Path) -> Result<(SchemaRef, u64, u64)> {
 /// `action` (or get them from a hive partition key) with usable types.
 pub fn inspect_events(path: &Path) -> Result<EventsInput> {
     let paths = list_files(path)?;
-    let root = if path.is_dir() { path } else { path.parent().unwrap_or(path) };
+    let root = if path.is_dir() {
+        path
+    } else {
+        path.parent().unwrap_or(path)
+    };
     let partition_keys = if path.is_dir() {
         partition_keys_of(root, &paths[0])
     } else {
@@ -185,7 +189,11 @@ pub fn inspect_events(path: &Path) -> Result<EventsInput> {
                 &p,
                 format!(
                     "hive partition directories differ from the other files' ({})",
-                    if partition_keys.is_empty() { "none".to_string() } else { partition_keys.join("/") }
+                    if partition_keys.is_empty() {
+                        "none".to_string()
+                    } else {
+                        partition_keys.join("/")
+                    }
                 ),
             ));
         }
@@ -196,17 +204,28 @@ pub fn inspect_events(path: &Path) -> Result<EventsInput> {
             ));
         }
         let (schema, rows, bytes) = footer(&p)?;
-        let column = |name: &str| schema.field_with_name(name).ok().map(|f| f.data_type().clone());
+        let column = |name: &str| {
+            schema
+                .field_with_name(name)
+                .ok()
+                .map(|f| f.data_type().clone())
+        };
         for name in REQUIRED {
             if column(name).is_none() && !partition_keys.iter().any(|k| k == name) {
                 return Err(Error::input(
                     &p,
-                    format!("lacks the required column `{name}` (it has: {})", names(&schema)),
+                    format!(
+                        "lacks the required column `{name}` (it has: {})",
+                        names(&schema)
+                    ),
                 ));
             }
         }
         let wrong = |name: &str, t: &DataType, expected: &str| {
-            Error::input(&p, format!("column `{name}` has type {t}; expected {expected}"))
+            Error::input(
+                &p,
+                format!("column `{name}` has type {t}; expected {expected}"),
+            )
         };
         if let Some(t) = column("lead_id") {
             let kind = IdKind::of(&t).ok_or_else(|| wrong("lead_id", &t, "Utf8 or Int64"))?;
@@ -216,7 +235,11 @@ pub fn inspect_events(path: &Path) -> Result<EventsInput> {
                         &p,
                         format!(
                             "column `lead_id` has type {t}, but it is {} in {}",
-                            if *k == IdKind::Int { "an integer" } else { "text" },
+                            if *k == IdKind::Int {
+                                "an integer"
+                            } else {
+                                "text"
+                            },
                             other.display()
                         ),
                     ));
@@ -346,9 +369,11 @@ fn file_url(path: &Path) -> String {
 
 /// A side table (leads or outcomes) as read, before normalization.
 async fn register_side_table(ctx: &SessionContext, name: &str, path: &Path) -> Result<Vec<String>> {
-    let meta = std::fs::metadata(path)
-        .map_err(|e| Error::input(path, format!("cannot read: {e}")))?;
-    let is_csv = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+    let meta =
+        std::fs::metadata(path).map_err(|e| Error::input(path, format!("cannot read: {e}")))?;
+    let is_csv = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
     if is_csv {
         ctx.register_csv(name, file_url(path), CsvReadOptions::new().has_header(true))
             .await
@@ -380,7 +405,11 @@ pub struct LeadsInput {
 
 /// Registers `leads` (from `path`, or an empty table when there is none): `lead_id` cast to the
 /// events' type, `account_id` (null when the file has none), then every other column as read.
-pub async fn register_leads(ctx: &SessionContext, path: Option<&Path>, lead_id: IdKind) -> Result<LeadsInput> {
+pub async fn register_leads(
+    ctx: &SessionContext,
+    path: Option<&Path>,
+    lead_id: IdKind,
+) -> Result<LeadsInput> {
     let Some(path) = path else {
         let sql = format!(
             "select cast(null as {}) as lead_id, cast(null as varchar) as account_id where false",
@@ -397,7 +426,10 @@ pub async fn register_leads(ctx: &SessionContext, path: Option<&Path>, lead_id: 
     if !columns.iter().any(|c| c == "lead_id") {
         return Err(Error::input(
             path,
-            format!("lacks the required column `lead_id` (it has: {})", columns.join(", ")),
+            format!(
+                "lacks the required column `lead_id` (it has: {})",
+                columns.join(", ")
+            ),
         ));
     }
     check_id_column(ctx, "leads_input", path, lead_id).await?;
@@ -426,7 +458,10 @@ pub async fn register_leads(ctx: &SessionContext, path: Option<&Path>, lead_id: 
         .await?;
     if let Some(batch) = dup.first().filter(|b| b.num_rows() > 0) {
         let id = datafusion::arrow::util::display::array_value_to_string(batch.column(0), 0)?;
-        return Err(Error::input(path, format!("lead_id {id} appears more than once")));
+        return Err(Error::input(
+            path,
+            format!("lead_id {id} appears more than once"),
+        ));
     }
     Ok(LeadsInput {
         path: Some(path.to_path_buf()),
@@ -435,7 +470,12 @@ pub async fn register_leads(ctx: &SessionContext, path: Option<&Path>, lead_id: 
 }
 
 /// Checks that a side table's `lead_id` converts to the events' id type.
-async fn check_id_column(ctx: &SessionContext, table: &str, path: &Path, kind: IdKind) -> Result<()> {
+async fn check_id_column(
+    ctx: &SessionContext,
+    table: &str,
+    path: &Path,
+    kind: IdKind,
+) -> Result<()> {
     let schema = ctx.table(table).await?.schema().as_arrow().clone();
     let t = schema.field_with_name("lead_id")?.data_type().clone();
     match (IdKind::of(&t), kind) {
@@ -448,10 +488,13 @@ async fn check_id_column(ctx: &SessionContext, table: &str, path: &Path, kind: I
             match bad.first().filter(|b| b.num_rows() > 0) {
                 None => Ok(()),
                 Some(b) => {
-                    let v = datafusion::arrow::util::display::array_value_to_string(b.column(0), 0)?;
+                    let v =
+                        datafusion::arrow::util::display::array_value_to_string(b.column(0), 0)?;
                     Err(Error::input(
                         path,
-                        format!("lead_id {v:?} is not an integer, but the events' lead_id is Int64"),
+                        format!(
+                            "lead_id {v:?} is not an integer, but the events' lead_id is Int64"
+                        ),
                     ))
                 }
             }
@@ -470,16 +513,33 @@ pub async fn register_outcomes(ctx: &SessionContext, path: &Path, lead_id: IdKin
         if !columns.iter().any(|c| c == needed) {
             return Err(Error::input(
                 path,
-                format!("lacks the required column `{needed}` (it has: {})", columns.join(", ")),
+                format!(
+                    "lacks the required column `{needed}` (it has: {})",
+                    columns.join(", ")
+                ),
             ));
         }
     }
     check_id_column(ctx, "outcomes_input", path, lead_id).await?;
-    let schema = ctx.table("outcomes_input").await?.schema().as_arrow().clone();
-    let t = schema.field_with_name("opportunity_at")?.data_type().clone();
+    let schema = ctx
+        .table("outcomes_input")
+        .await?
+        .schema()
+        .as_arrow()
+        .clone();
+    let t = schema
+        .field_with_name("opportunity_at")?
+        .data_type()
+        .clone();
     if !matches!(
         t,
-        DataType::Timestamp(_, _) | DataType::Date32 | DataType::Date64 | DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8 | DataType::Null
+        DataType::Timestamp(_, _)
+            | DataType::Date32
+            | DataType::Date64
+            | DataType::Utf8
+            | DataType::Utf8View
+            | DataType::LargeUtf8
+            | DataType::Null
     ) {
         return Err(Error::input(
             path,
@@ -488,8 +548,11 @@ pub async fn register_outcomes(ctx: &SessionContext, path: &Path, lead_id: IdKin
     }
     let df = ctx.table("outcomes_input").await?.select(vec![
         cast(col("\"lead_id\""), lead_id.data_type()).alias("lead_id"),
-        cast(col("\"opportunity_at\""), DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())))
-            .alias("opportunity_at"),
+        cast(
+            col("\"opportunity_at\""),
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+        )
+        .alias("opportunity_at"),
     ])?;
     ctx.register_table("outcomes", df.into_view())?;
     Ok(())

@@ -196,7 +196,9 @@ impl Model {
                 match (dt.date, dt.time) {
                     (Some(d), None) => Some(
                         NaiveDate::from_ymd_opt(d.year.into(), d.month.into(), d.day.into())
-                            .ok_or_else(|| err(Some(span.clone()), "`created` is not a real date".into()))?,
+                            .ok_or_else(|| {
+                                err(Some(span.clone()), "`created` is not a real date".into())
+                            })?,
                     ),
                     _ => {
                         return Err(err(
@@ -209,7 +211,10 @@ impl Model {
         };
         let threshold = *raw.threshold.get_ref();
         if !threshold.is_finite() {
-            return Err(err(Some(raw.threshold.span()), "`threshold` must be a number".into()));
+            return Err(err(
+                Some(raw.threshold.span()),
+                "`threshold` must be a number".into(),
+            ));
         }
 
         let mut stages = Vec::new();
@@ -222,7 +227,10 @@ impl Model {
                 ));
             }
             if stages.contains(name) {
-                return Err(err(Some(s.span()), format!("stage {name:?} is declared twice")));
+                return Err(err(
+                    Some(s.span()),
+                    format!("stage {name:?} is declared twice"),
+                ));
             }
             stages.push(name.clone());
         }
@@ -268,7 +276,9 @@ impl Model {
                 if !(0.0..=1.0).contains(&floor) {
                     return Err(err(
                         d.floor.as_ref().map(|f| f.span()),
-                        format!("`floor` is a fraction of the threshold and must lie in 0..1, not {floor}"),
+                        format!(
+                            "`floor` is a fraction of the threshold and must lie in 0..1, not {floor}"
+                        ),
                     ));
                 }
                 (decay, floor)
@@ -280,7 +290,10 @@ impl Model {
             Some(c) => {
                 let days = *c.days.get_ref();
                 if !(days.is_finite() && days >= 0.0) {
-                    return Err(err(Some(c.days.span()), "`cold.days` must be zero or more".into()));
+                    return Err(err(
+                        Some(c.days.span()),
+                        "`cold.days` must be zero or more".into(),
+                    ));
                 }
                 days
             }
@@ -337,7 +350,11 @@ impl Model {
                             format!(
                                 "stage {:?} is not declared in `stages` ({})",
                                 s.get_ref(),
-                                if stages.is_empty() { "none declared".to_string() } else { stages.join(", ") }
+                                if stages.is_empty() {
+                                    "none declared".to_string()
+                                } else {
+                                    stages.join(", ")
+                                }
                             ),
                         ));
                     }
@@ -370,14 +387,19 @@ impl Model {
         for rule in raw.fit {
             let span = rule.span();
             let r = rule.into_inner();
-            let kinds = [r.in_.is_some(), r.min.is_some() || r.max.is_some(), r.within_days.is_some()]
-                .iter()
-                .filter(|b| **b)
-                .count();
+            let kinds = [
+                r.in_.is_some(),
+                r.min.is_some() || r.max.is_some(),
+                r.within_days.is_some(),
+            ]
+            .iter()
+            .filter(|b| **b)
+            .count();
             if kinds != 1 {
                 return Err(err(
                     Some(span),
-                    "a [[fit]] rule needs exactly one test: `in`, `min`/`max`, or `within_days`".into(),
+                    "a [[fit]] rule needs exactly one test: `in`, `min`/`max`, or `within_days`"
+                        .into(),
                 ));
             }
             let test = if let Some(values) = r.in_ {
@@ -391,7 +413,10 @@ impl Model {
                 if let (Some(lo), Some(hi)) = (r.min, r.max)
                     && lo > hi
                 {
-                    return Err(err(Some(span), format!("`min` ({lo}) is above `max` ({hi})")));
+                    return Err(err(
+                        Some(span),
+                        format!("`min` ({lo}) is above `max` ({hi})"),
+                    ));
                 }
                 FitTest::Range {
                     min: r.min,
@@ -399,7 +424,10 @@ impl Model {
                 }
             };
             if r.column.get_ref().trim().is_empty() {
-                return Err(err(Some(r.column.span()), "`column` must not be empty".into()));
+                return Err(err(
+                    Some(r.column.span()),
+                    "`column` must not be empty".into(),
+                ));
             }
             fits.push(FitRule {
                 line: line_of(text, r.column.span().start),
@@ -470,12 +498,17 @@ fn line_of(text: &str, offset: usize) -> usize {
 
 /// The key assigned on the line holding byte `offset` (`key = value`), if any.
 fn key_at(text: &str, offset: usize) -> Option<String> {
-    let start = text[..offset.min(text.len())].rfind('\n').map_or(0, |i| i + 1);
+    let start = text[..offset.min(text.len())]
+        .rfind('\n')
+        .map_or(0, |i| i + 1);
     let line = text[start..].lines().next()?;
     let (key, _) = line.split_once('=')?;
     let key = key.trim();
-    (!key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'))
-        .then(|| key.to_string())
+    (!key.is_empty()
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+    .then(|| key.to_string())
 }
 
 /// toml's messages speak of Rust types and "fields"; the model reference speaks of keys,
@@ -552,7 +585,10 @@ points = 15
         assert_eq!(m.actions.len(), 2);
         assert_eq!(m.actions[0].line, 21);
         assert!(m.actions[1].fraction);
-        assert_eq!(m.fits[0].test, FitTest::In(vec!["vp".into(), "director".into()]));
+        assert_eq!(
+            m.fits[0].test,
+            FitTest::In(vec!["vp".into(), "director".into()])
+        );
         assert_eq!(m.stage_rank("decision"), Some(3));
     }
 

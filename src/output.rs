@@ -163,8 +163,13 @@ fn properties(packing: Packing) -> WriterProperties {
 /// Runs `df` and writes its rows as Parquet files `part-NNNNN.parquet` in `dir`, one per output
 /// partition that has rows (at least one file, so an empty table still has its schema).
 /// Returns the written schema and the row count.
-pub async fn write_parquet(df: DataFrame, dir: &Path, packing: Packing) -> Result<(SchemaRef, u64)> {
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+pub async fn write_parquet(
+    df: DataFrame,
+    dir: &Path,
+    packing: Packing,
+) -> Result<(SchemaRef, u64)> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
     let schema = written_schema(df.schema().as_arrow());
     let streams = df.execute_stream_partitioned().await?;
     let mut tasks = Vec::new();
@@ -182,7 +187,11 @@ pub async fn write_parquet(df: DataFrame, dir: &Path, packing: Packing) -> Resul
                 if writer.is_none() {
                     let file = std::fs::File::create(&path)
                         .map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
-                    writer = Some(ArrowWriter::try_new(file, schema.clone(), Some(properties(packing)))?);
+                    writer = Some(ArrowWriter::try_new(
+                        file,
+                        schema.clone(),
+                        Some(properties(packing)),
+                    )?);
                 }
                 rows += batch.num_rows() as u64;
                 writer.as_mut().expect("opened above").write(&batch)?;

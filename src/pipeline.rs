@@ -5,9 +5,9 @@
 
 use datafusion::arrow::array::RecordBatch;
 use datafusion::dataframe::DataFrame;
+use datafusion::execution::context::SQLOptions;
 use datafusion::execution::options::ParquetReadOptions;
 use datafusion::prelude::SessionContext;
-use datafusion::execution::context::SQLOptions;
 
 use crate::error::{Error, Result};
 use crate::input::dir_url;
@@ -33,7 +33,12 @@ fn query_error(name: &str, e: impl std::fmt::Display) -> Error {
 
 impl<'a> Pipeline<'a> {
     /// A pipeline reading query text from `source`.
-    pub fn new(ctx: &'a SessionContext, source: QuerySource, template: Template, staging: &'a Staging) -> Self {
+    pub fn new(
+        ctx: &'a SessionContext,
+        source: QuerySource,
+        template: Template,
+        staging: &'a Staging,
+    ) -> Self {
         Self {
             ctx,
             source,
@@ -86,7 +91,11 @@ impl<'a> Pipeline<'a> {
             })?;
         let _ = self.ctx.deregister_table(name)?;
         self.ctx
-            .register_parquet(name, dir_url(&dir), ParquetReadOptions::default().schema(&schema))
+            .register_parquet(
+                name,
+                dir_url(&dir),
+                ParquetReadOptions::default().schema(&schema),
+            )
             .await?;
         self.written.push((name.to_string(), rows));
         Ok(())
@@ -117,8 +126,10 @@ pub async fn count(ctx: &SessionContext, sql: &str) -> Result<u64> {
         return Ok(0);
     };
     let v = datafusion::common::ScalarValue::try_from_array(batch.column(0), 0)?;
-    Ok(match v.cast_to(&datafusion::arrow::datatypes::DataType::UInt64)? {
-        datafusion::common::ScalarValue::UInt64(Some(n)) => n,
-        _ => 0,
-    })
+    Ok(
+        match v.cast_to(&datafusion::arrow::datatypes::DataType::UInt64)? {
+            datafusion::common::ScalarValue::UInt64(Some(n)) => n,
+            _ => 0,
+        },
+    )
 }

@@ -172,7 +172,10 @@ impl Template {
         t.set("floor_points", float(model.floor_points()));
         t.set("account_threshold", float(model.account_threshold));
         t.set("account_aggregate", model.account_aggregate.as_str());
-        t.set("model_version", format!("cast({} as bigint)", model.version));
+        t.set(
+            "model_version",
+            format!("cast({} as bigint)", model.version),
+        );
         t.set("model_name", string(&model.name));
         t.set("decay", string(&model.decay.to_json()));
         let patterns: Vec<RulePattern> = model
@@ -200,7 +203,9 @@ impl Template {
         };
         t.set(
             "tally_counts",
-            tallies(&|rank, s| format!("count(*) filter (where e.stage_rank = {rank}) as tally_{s},")),
+            tallies(&|rank, s| {
+                format!("count(*) filter (where e.stage_rank = {rank}) as tally_{s},")
+            }),
         );
         t.set(
             "tally_values",
@@ -225,7 +230,11 @@ impl Template {
                 let test = match &rule.test {
                     FitTest::In(values) => format!(
                         "lower(trim(cast({c} as varchar))) in ({})",
-                        values.iter().map(|v| string(v)).collect::<Vec<_>>().join(", ")
+                        values
+                            .iter()
+                            .map(|v| string(v))
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ),
                     FitTest::Range { min, max } => {
                         let n = format!("try_cast({c} as double)");
@@ -247,13 +256,13 @@ impl Template {
                         )
                     }
                 };
-                format!(
-                    "case when {test} then {} else 0 end",
-                    float(rule.points)
-                )
+                format!("case when {test} then {} else 0 end", float(rule.points))
             })
             .collect();
-        self.set("fit", format!("cast({} as double)", terms.join("\n        + ")));
+        self.set(
+            "fit",
+            format!("cast({} as double)", terms.join("\n        + ")),
+        );
     }
 }
 
@@ -342,7 +351,10 @@ mod tests {
     fn expands_known_and_rejects_unknown_variables() {
         let mut t = Template::default();
         t.set("x", "42");
-        assert_eq!(t.expand("q", "select ${x}, ${ x }").unwrap(), "select 42, 42");
+        assert_eq!(
+            t.expand("q", "select ${x}, ${ x }").unwrap(),
+            "select 42, 42"
+        );
         let err = t.expand("q", "select ${y}").unwrap_err().to_string();
         assert!(err.contains("${y}"), "{err}");
         assert!(t.expand("q", "select ${x").is_err());

@@ -123,10 +123,21 @@ pub async fn latest_event_day(pipeline: &Pipeline<'_>, events: &EventsInput) -> 
 /// Scores as of one day and publishes the tables into `opts.out`.
 pub async fn score(opts: &ScoreOptions) -> Result<ScoreSummary> {
     let started = Instant::now();
-    let inputs = Inputs::open(&opts.model, &opts.events, opts.leads.as_deref(), &opts.engine).await?;
+    let inputs = Inputs::open(
+        &opts.model,
+        &opts.events,
+        opts.leads.as_deref(),
+        &opts.engine,
+    )
+    .await?;
     let staging = Staging::new(&opts.out)?;
     let source = QuerySource::new(opts.queries.as_deref())?;
-    let mut pipeline = Pipeline::new(&inputs.ctx, source, inputs.template(provisional_day()), &staging);
+    let mut pipeline = Pipeline::new(
+        &inputs.ctx,
+        source,
+        inputs.template(provisional_day()),
+        &staging,
+    );
 
     // Duplicates and judging do not depend on the cutoff: plan them once, find the day if needed.
     let (before_cutoff, after_cutoff) = SCORE_PIPELINE.split_at(4);
@@ -152,7 +163,8 @@ pub async fn score(opts: &ScoreOptions) -> Result<ScoreSummary> {
         rejects: pipeline.rows("rejects"),
         mqls: count(ctx, "select count(*) from lead_scores where is_mql").await?,
         unmatched: count(ctx, "select sum(unmatched_events) from lead_activity").await?,
-        duplicates_dropped: count(ctx, "select count(*) from duplicate_events where copy > 1").await?,
+        duplicates_dropped: count(ctx, "select count(*) from duplicate_events where copy > 1")
+            .await?,
         ..Default::default()
     };
     summary.reject_reasons = reject_reasons(ctx).await?;
@@ -181,9 +193,14 @@ pub async fn reject_reasons(ctx: &SessionContext) -> Result<Vec<(String, u64)>> 
         .await?;
     let mut out = Vec::new();
     for b in batches {
-        let reasons = datafusion::arrow::compute::cast(b.column(0), &datafusion::arrow::datatypes::DataType::Utf8)?;
+        let reasons = datafusion::arrow::compute::cast(
+            b.column(0),
+            &datafusion::arrow::datatypes::DataType::Utf8,
+        )?;
         let reasons = reasons.as_string::<i32>();
-        let n = b.column(1).as_primitive::<datafusion::arrow::datatypes::Int64Type>();
+        let n = b
+            .column(1)
+            .as_primitive::<datafusion::arrow::datatypes::Int64Type>();
         for i in 0..b.num_rows() {
             out.push((reasons.value(i).to_string(), n.value(i) as u64));
         }

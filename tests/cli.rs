@@ -12,7 +12,11 @@ fn bin() -> Command {
 }
 
 fn run(args: &[&str], dir: &Path) -> Output {
-    bin().args(args).current_dir(dir).output().expect("leadscore runs")
+    bin()
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("leadscore runs")
 }
 
 fn stderr(o: &Output) -> String {
@@ -62,14 +66,26 @@ async fn inputs() -> tempfile::TempDir {
         events.display()
     );
     ctx.sql(&sql).await.unwrap().collect().await.unwrap();
-    std::fs::write(dir.path().join("leads.csv"), "lead_id,account_id,role\nL1,A1, VP \nL2,A1,analyst\nL9,A2,vp\n").unwrap();
+    std::fs::write(
+        dir.path().join("leads.csv"),
+        "lead_id,account_id,role\nL1,A1, VP \nL2,A1,analyst\nL9,A2,vp\n",
+    )
+    .unwrap();
     std::fs::write(dir.path().join("model.toml"), MODEL).unwrap();
     dir
 }
 
-fn score_args<'a>(out: &'a str) -> Vec<&'a str> {
+fn score_args(out: &str) -> Vec<&str> {
     vec![
-        "score", "--events", "events.parquet", "--leads", "leads.csv", "--model", "model.toml", "--out", out,
+        "score",
+        "--events",
+        "events.parquet",
+        "--leads",
+        "leads.csv",
+        "--model",
+        "model.toml",
+        "--out",
+        out,
     ]
 }
 
@@ -83,7 +99,10 @@ fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
             if p.is_dir() {
                 stack.push(p);
             } else {
-                out.insert(p.strip_prefix(dir).unwrap().to_path_buf(), std::fs::read(&p).unwrap());
+                out.insert(
+                    p.strip_prefix(dir).unwrap().to_path_buf(),
+                    std::fs::read(&p).unwrap(),
+                );
             }
         }
     }
@@ -93,10 +112,20 @@ fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
 /// All rows of a published table, sorted, as text (floats by their bits).
 async fn rows(table_dir: &Path) -> Vec<String> {
     let ctx = SessionContext::new();
-    ctx.register_parquet("t", format!("{}/", table_dir.display()), ParquetReadOptions::default())
+    ctx.register_parquet(
+        "t",
+        format!("{}/", table_dir.display()),
+        ParquetReadOptions::default(),
+    )
+    .await
+    .unwrap();
+    let batches = ctx
+        .sql("select * from t")
+        .await
+        .unwrap()
+        .collect()
         .await
         .unwrap();
-    let batches = ctx.sql("select * from t").await.unwrap().collect().await.unwrap();
     let mut out = Vec::new();
     for b in batches {
         for r in 0..b.num_rows() {
@@ -104,7 +133,10 @@ async fn rows(table_dir: &Path) -> Vec<String> {
                 .columns()
                 .iter()
                 .map(|c| {
-                    if let Some(f) = c.as_any().downcast_ref::<datafusion::arrow::array::Float64Array>() {
+                    if let Some(f) = c
+                        .as_any()
+                        .downcast_ref::<datafusion::arrow::array::Float64Array>()
+                    {
                         format!("{:x}", f.value(r).to_bits())
                     } else {
                         datafusion::arrow::util::display::array_value_to_string(c, r).unwrap()
@@ -124,10 +156,29 @@ async fn scores_and_prints_a_summary() {
     let o = run(&score_args("out"), dir.path());
     assert!(o.status.success(), "{}", stderr(&o));
     let err = stderr(&o);
-    assert!(err.contains("scored as of 2026-01-11: 3 leads, 0 MQLs, 2 accounts from 4 input rows"), "{err}");
-    assert!(err.contains("1 rows rejected (1 fraction outside 0..1), 1 unmatched events"), "{err}");
-    for table in ["lead_scores", "lead_product_scores", "account_scores", "stage_report", "rejects"] {
-        assert!(dir.path().join("out").join(table).join("part-00000.parquet").exists(), "{table}");
+    assert!(
+        err.contains("scored as of 2026-01-11: 3 leads, 0 MQLs, 2 accounts from 4 input rows"),
+        "{err}"
+    );
+    assert!(
+        err.contains("1 rows rejected (1 fraction outside 0..1), 1 unmatched events"),
+        "{err}"
+    );
+    for table in [
+        "lead_scores",
+        "lead_product_scores",
+        "account_scores",
+        "stage_report",
+        "rejects",
+    ] {
+        assert!(
+            dir.path()
+                .join("out")
+                .join(table)
+                .join("part-00000.parquet")
+                .exists(),
+            "{table}"
+        );
     }
     // Nothing of the run's staging area is left behind.
     let names: Vec<String> = std::fs::read_dir(dir.path().join("out"))
@@ -142,9 +193,16 @@ async fn written_files_use_plain_types() {
     let dir = inputs().await;
     assert!(run(&score_args("out"), dir.path()).status.success());
     let file = std::fs::File::open(dir.path().join("out/lead_scores/part-00000.parquet")).unwrap();
-    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).unwrap();
+    let reader =
+        parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).unwrap();
     let schema = reader.schema();
-    let t = |name: &str| schema.field_with_name(name).unwrap().data_type().to_string();
+    let t = |name: &str| {
+        schema
+            .field_with_name(name)
+            .unwrap()
+            .data_type()
+            .to_string()
+    };
     assert_eq!(t("as_of"), "Date32");
     assert_eq!(t("lead_id"), "Utf8");
     assert_eq!(t("score"), "Float64");
@@ -152,7 +210,10 @@ async fn written_files_use_plain_types() {
     assert_eq!(t("tally_decision"), "Int64");
     assert_eq!(t("is_cold"), "Boolean");
     let compression = reader.metadata().row_group(0).column(0).compression();
-    assert!(matches!(compression, parquet::basic::Compression::ZSTD(_)), "{compression:?}");
+    assert!(
+        matches!(compression, parquet::basic::Compression::ZSTD(_)),
+        "{compression:?}"
+    );
 }
 
 #[tokio::test]
@@ -162,7 +223,13 @@ async fn a_rerun_gives_the_same_rows_bit_for_bit() {
     let mut args = score_args("b");
     args.extend(["--threads", "1"]);
     assert!(run(&args, dir.path()).status.success());
-    for table in ["lead_scores", "lead_product_scores", "account_scores", "stage_report", "rejects"] {
+    for table in [
+        "lead_scores",
+        "lead_product_scores",
+        "account_scores",
+        "stage_report",
+        "rejects",
+    ] {
         let a = rows(&dir.path().join("a").join(table)).await;
         let b = rows(&dir.path().join("b").join(table)).await;
         assert!(!a.is_empty() || table == "lead_product_scores", "{table}");
@@ -183,46 +250,89 @@ fn fails_cleanly(dir: &Path, args: &[&str], needles: &[&str]) {
     for n in needles {
         assert!(err.contains(n), "{n:?} not in: {err}");
     }
-    assert_eq!(snapshot(&dir.join("out")), before, "the previous output changed");
+    assert_eq!(
+        snapshot(&dir.join("out")),
+        before,
+        "the previous output changed"
+    );
 }
 
 #[tokio::test]
 async fn a_typo_in_the_model_names_the_line() {
     let dir = inputs().await;
     assert!(run(&score_args("out"), dir.path()).status.success());
-    std::fs::write(dir.path().join("model.toml"), MODEL.replace("points = 20", "poinst = 20")).unwrap();
-    fails_cleanly(dir.path(), &score_args("out"), &["model.toml:19:", "unknown key 'poinst'"]);
+    std::fs::write(
+        dir.path().join("model.toml"),
+        MODEL.replace("points = 20", "poinst = 20"),
+    )
+    .unwrap();
+    fails_cleanly(
+        dir.path(),
+        &score_args("out"),
+        &["model.toml:19:", "unknown key 'poinst'"],
+    );
 }
 
 #[tokio::test]
 async fn a_value_of_the_wrong_type_names_the_line() {
     let dir = inputs().await;
     assert!(run(&score_args("out"), dir.path()).status.success());
-    std::fs::write(dir.path().join("model.toml"), MODEL.replace("half_life_days = 10", "half_life_days = \"ten\"")).unwrap();
-    fails_cleanly(dir.path(), &score_args("out"), &["model.toml:8:", "'half_life_days': invalid type: string \"ten\", expected a number"]);
+    std::fs::write(
+        dir.path().join("model.toml"),
+        MODEL.replace("half_life_days = 10", "half_life_days = \"ten\""),
+    )
+    .unwrap();
+    fails_cleanly(
+        dir.path(),
+        &score_args("out"),
+        &[
+            "model.toml:8:",
+            "'half_life_days': invalid type: string \"ten\", expected a number",
+        ],
+    );
 }
 
 #[tokio::test]
 async fn an_undeclared_stage_names_the_line() {
     let dir = inputs().await;
     assert!(run(&score_args("out"), dir.path()).status.success());
-    std::fs::write(dir.path().join("model.toml"), MODEL.replace("stage = \"decision\"", "stage = \"purchase\"")).unwrap();
-    fails_cleanly(dir.path(), &score_args("out"), &["model.toml:15:", "\"purchase\" is not declared"]);
+    std::fs::write(
+        dir.path().join("model.toml"),
+        MODEL.replace("stage = \"decision\"", "stage = \"purchase\""),
+    )
+    .unwrap();
+    fails_cleanly(
+        dir.path(),
+        &score_args("out"),
+        &["model.toml:15:", "\"purchase\" is not declared"],
+    );
 }
 
 #[tokio::test]
 async fn a_fit_rule_on_a_missing_column_names_the_line() {
     let dir = inputs().await;
     assert!(run(&score_args("out"), dir.path()).status.success());
-    std::fs::write(dir.path().join("model.toml"), MODEL.replace("column = \"role\"", "column = \"seniority\"")).unwrap();
-    fails_cleanly(dir.path(), &score_args("out"), &["model.toml:24:", "seniority", "leads.csv"]);
+    std::fs::write(
+        dir.path().join("model.toml"),
+        MODEL.replace("column = \"role\"", "column = \"seniority\""),
+    )
+    .unwrap();
+    fails_cleanly(
+        dir.path(),
+        &score_args("out"),
+        &["model.toml:24:", "seniority", "leads.csv"],
+    );
 }
 
 #[tokio::test]
 async fn events_that_are_not_parquet_are_named() {
     let dir = inputs().await;
     assert!(run(&score_args("out"), dir.path()).status.success());
-    std::fs::write(dir.path().join("events.csv"), "lead_id,ts,action\nL1,2026-01-01,x\n").unwrap();
+    std::fs::write(
+        dir.path().join("events.csv"),
+        "lead_id,ts,action\nL1,2026-01-01,x\n",
+    )
+    .unwrap();
     let mut args = score_args("out");
     args[2] = "events.csv";
     fails_cleanly(dir.path(), &args, &["events.csv", "not a Parquet file"]);
@@ -241,7 +351,11 @@ async fn a_missing_required_column_is_named() {
     ctx.sql(&sql).await.unwrap().collect().await.unwrap();
     let mut args = score_args("out");
     args[2] = "no_action.parquet";
-    fails_cleanly(dir.path(), &args, &["no_action.parquet", "lacks the required column `action`"]);
+    fails_cleanly(
+        dir.path(),
+        &args,
+        &["no_action.parquet", "lacks the required column `action`"],
+    );
 }
 
 #[tokio::test]
@@ -257,7 +371,11 @@ async fn a_required_column_of_the_wrong_type_is_named() {
     ctx.sql(&sql).await.unwrap().collect().await.unwrap();
     let mut args = score_args("out");
     args[2] = "text_ts.parquet";
-    fails_cleanly(dir.path(), &args, &["text_ts.parquet", "column `ts`", "expected a timestamp"]);
+    fails_cleanly(
+        dir.path(),
+        &args,
+        &["text_ts.parquet", "column `ts`", "expected a timestamp"],
+    );
 }
 
 #[tokio::test]
@@ -273,7 +391,11 @@ async fn leads_with_text_ids_for_integer_events_are_refused() {
     ctx.sql(&sql).await.unwrap().collect().await.unwrap();
     let mut args = score_args("out");
     args[2] = "int_events.parquet";
-    fails_cleanly(dir.path(), &args, &["leads.csv", "\"L1\" is not an integer"]);
+    fails_cleanly(
+        dir.path(),
+        &args,
+        &["leads.csv", "\"L1\" is not an integer"],
+    );
 }
 
 #[tokio::test]
@@ -282,7 +404,11 @@ async fn strict_refuses_rejected_rows_and_publishes_nothing() {
     assert!(run(&score_args("out"), dir.path()).status.success());
     let mut args = score_args("out");
     args.push("--strict");
-    fails_cleanly(dir.path(), &args, &["1 row(s) rejected", "fraction outside 0..1", "--strict"]);
+    fails_cleanly(
+        dir.path(),
+        &args,
+        &["1 row(s) rejected", "fraction outside 0..1", "--strict"],
+    );
 }
 
 #[tokio::test]
@@ -311,8 +437,15 @@ async fn edited_queries_replace_the_shipped_ones() {
     let dir = inputs().await;
     let queries = dir.path().join("my_queries");
     std::fs::create_dir(&queries).unwrap();
-    let shipped = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("queries/stage_report.sql")).unwrap();
-    std::fs::write(queries.join("stage_report.sql"), shipped.replace("as share", "as share, 'edited' as note")).unwrap();
+    let shipped = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("queries/stage_report.sql"),
+    )
+    .unwrap();
+    std::fs::write(
+        queries.join("stage_report.sql"),
+        shipped.replace("as share", "as share, 'edited' as note"),
+    )
+    .unwrap();
     let mut args = score_args("out");
     args.extend(["--queries", "my_queries"]);
     let o = run(&args, dir.path());
@@ -324,7 +457,11 @@ async fn edited_queries_replace_the_shipped_ones() {
     std::fs::write(queries.join("stage_report.sql"), "select ${nope}").unwrap();
     let o = run(&args, dir.path());
     assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("query stage_report: unknown template variable ${nope}"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("query stage_report: unknown template variable ${nope}"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 fn copy_dir(from: &Path, to: &Path) {

@@ -84,9 +84,19 @@ impl Db {
         let sql = format!(
             "COPY (select * from {table}) TO '{}' STORED AS {format}{}",
             file.display(),
-            if format == "CSV" { " OPTIONS ('format.has_header' 'true')" } else { "" }
+            if format == "CSV" {
+                " OPTIONS ('format.has_header' 'true')"
+            } else {
+                ""
+            }
         );
-        self.ctx.sql(&sql).await.map_err(err)?.collect().await.map_err(err)?;
+        self.ctx
+            .sql(&sql)
+            .await
+            .map_err(err)?
+            .collect()
+            .await
+            .map_err(err)?;
         Ok(())
     }
 
@@ -112,15 +122,23 @@ impl Db {
             ["LEADSCORE", "SCORE", tail @ ..] => {
                 let as_of = match tail {
                     [] => None,
-                    ["AS", "OF", day] => Some(chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d").map_err(err)?),
+                    ["AS", "OF", day] => {
+                        Some(chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d").map_err(err)?)
+                    }
                     _ => return Err(err(format!("bad LEADSCORE SCORE: {first}"))),
                 };
                 self.runs += 1;
                 let out = self.dir.path().join(format!("out{}", self.runs));
                 let opts = ScoreOptions {
-                    events: self.events.clone().ok_or_else(|| err("no LEADSCORE EVENTS yet"))?,
+                    events: self
+                        .events
+                        .clone()
+                        .ok_or_else(|| err("no LEADSCORE EVENTS yet"))?,
                     leads: self.leads.clone(),
-                    model: self.model.clone().ok_or_else(|| err("no LEADSCORE MODEL yet"))?,
+                    model: self
+                        .model
+                        .clone()
+                        .ok_or_else(|| err("no LEADSCORE MODEL yet"))?,
                     as_of,
                     out: out.clone(),
                     queries: None,
@@ -185,7 +203,12 @@ impl sqllogictest::AsyncDB for Db {
         for b in &batches {
             width = b.num_columns();
             for r in 0..b.num_rows() {
-                rows.push(b.columns().iter().map(|c| cell(c, r)).collect::<Result<Vec<_>, _>>()?);
+                rows.push(
+                    b.columns()
+                        .iter()
+                        .map(|c| cell(c, r))
+                        .collect::<Result<Vec<_>, _>>()?,
+                );
             }
         }
         Ok(DBOutput::Rows {
@@ -232,11 +255,20 @@ async fn sqllogictest_files() {
                 .await
                 .map_err(|e| e.to_string())
         } else {
-            runner.run_file_async(file).await.map_err(|e| e.display(true).to_string())
+            runner
+                .run_file_async(file)
+                .await
+                .map_err(|e| e.display(true).to_string())
         };
         if let Err(e) = result {
             failures.push(format!("{}:\n{e}", file.display()));
         }
     }
-    assert!(failures.is_empty(), "{} of {} files failed:\n{}", failures.len(), files.len(), failures.join("\n\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} files failed:\n{}",
+        failures.len(),
+        files.len(),
+        failures.join("\n\n")
+    );
 }

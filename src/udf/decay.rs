@@ -68,9 +68,9 @@ impl ScalarUDFImpl for DecayFunc {
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let rule = match &args.args[3] {
-            ColumnarValue::Scalar(
-                ScalarValue::Utf8View(Some(s)) | ScalarValue::Utf8(Some(s)),
-            ) => Decay::from_json(s).map_err(datafusion::common::DataFusionError::Plan)?,
+            ColumnarValue::Scalar(ScalarValue::Utf8View(Some(s)) | ScalarValue::Utf8(Some(s))) => {
+                Decay::from_json(s).map_err(datafusion::common::DataFusionError::Plan)?
+            }
             _ => return exec_err!("decay: the rule must be a constant text"),
         };
         let arrays = ColumnarValue::values_to_arrays(&args.args[..3])?;

@@ -77,7 +77,10 @@ impl ScalarUDFImpl for GlobMatchFunc {
         if arg_types.len() != 2 {
             return plan_err!("glob_match(text, pattern) takes 2 arguments");
         }
-        arg_types.iter().map(|t| coerce_text("glob_match", t)).collect()
+        arg_types
+            .iter()
+            .map(|t| coerce_text("glob_match", t))
+            .collect()
     }
 
     fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {

@@ -42,8 +42,7 @@ use datafusion::arrow::datatypes::{
 use datafusion::common::{HashMap, Result, ScalarValue, plan_err};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{
-    Accumulator, AggregateUDF, AggregateUDFImpl, EmitTo, GroupsAccumulator, Signature,
-    Volatility,
+    Accumulator, AggregateUDF, AggregateUDFImpl, EmitTo, GroupsAccumulator, Signature, Volatility,
 };
 
 use super::{coerce_number, coerce_text, literal_arg, literal_f64, literal_micros, literal_text};
@@ -61,7 +60,11 @@ fn result_fields() -> Fields {
     Fields::from(vec![
         Field::new("engagement", DataType::Float64, false),
         Field::new("mql_at", utc_micros(), true),
-        Field::new_list("products", Field::new_list_field(DataType::Utf8, true), false),
+        Field::new_list(
+            "products",
+            Field::new_list_field(DataType::Utf8, true),
+            false,
+        ),
         Field::new_list(
             "product_scores",
             Field::new_list_field(DataType::Float64, true),
@@ -100,9 +103,17 @@ struct Params {
 
 impl Params {
     fn from_args(args: &AccumulatorArgs) -> Result<Params> {
-        let threshold = literal_f64(&literal_arg(args.exprs, 4, NAME, "threshold")?, NAME, "threshold")?;
+        let threshold = literal_f64(
+            &literal_arg(args.exprs, 4, NAME, "threshold")?,
+            NAME,
+            "threshold",
+        )?;
         let cutoff = literal_micros(&literal_arg(args.exprs, 5, NAME, "cutoff")?, NAME, "cutoff")?;
-        let rule = literal_text(&literal_arg(args.exprs, 6, NAME, "decay rule")?, NAME, "decay rule")?;
+        let rule = literal_text(
+            &literal_arg(args.exprs, 6, NAME, "decay rule")?,
+            NAME,
+            "decay rule",
+        )?;
         let decay = Decay::from_json(&rule).map_err(datafusion::common::DataFusionError::Plan)?;
         let floor = literal_f64(&literal_arg(args.exprs, 7, NAME, "floor")?, NAME, "floor")?;
         Ok(Params {
@@ -169,7 +180,11 @@ impl AggregateUDFImpl for LeadFoldFunc {
             list("ts", DataType::Int64),
             list("points", DataType::Float64),
             list("product", DataType::Utf8),
-            Arc::new(Field::new(format!("{}[fit]", args.name), DataType::Float64, true)),
+            Arc::new(Field::new(
+                format!("{}[fit]", args.name),
+                DataType::Float64,
+                true,
+            )),
         ])
     }
 
@@ -183,7 +198,10 @@ impl AggregateUDFImpl for LeadFoldFunc {
         true
     }
 
-    fn create_groups_accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn GroupsAccumulator>> {
+    fn create_groups_accumulator(
+        &self,
+        args: AccumulatorArgs,
+    ) -> Result<Box<dyn GroupsAccumulator>> {
         Ok(Box::new(LeadFoldGroups::new(Params::from_args(&args)?)))
     }
 }
@@ -296,7 +314,10 @@ impl LeadFoldGroups {
 
     fn take(&mut self, emit_to: EmitTo) -> (Events, Vec<f64>) {
         match emit_to {
-            EmitTo::All => (std::mem::take(&mut self.events), std::mem::take(&mut self.fit)),
+            EmitTo::All => (
+                std::mem::take(&mut self.events),
+                std::mem::take(&mut self.fit),
+            ),
             EmitTo::First(n) => {
                 let fit = self.fit.drain(..n).collect();
                 (self.events.split_first(n), fit)
@@ -358,8 +379,11 @@ impl LeadFoldGroups {
                     ts.push(e.0);
                     pts.push(e.1);
                 }
-                let score = fold_sorted(&ts, &pts, &self.params.decay, 0.0, self.params.cutoff, None).score;
-                products.values().append_value(&self.products.names[p as usize]);
+                let score =
+                    fold_sorted(&ts, &pts, &self.params.decay, 0.0, self.params.cutoff, None).score;
+                products
+                    .values()
+                    .append_value(&self.products.names[p as usize]);
                 product_scores.values().append_value(score);
             }
             products.append(true);
@@ -372,7 +396,11 @@ impl LeadFoldGroups {
             Arc::new(products.finish()),
             Arc::new(product_scores.finish()),
         ];
-        Ok(Arc::new(StructArray::try_new(result_fields(), arrays, None)?))
+        Ok(Arc::new(StructArray::try_new(
+            result_fields(),
+            arrays,
+            None,
+        )?))
     }
 
     /// The partial state of every group of `events`: its events as lists, and its fit.
@@ -495,7 +523,8 @@ impl GroupsAccumulator for LeadFoldGroups {
                 } else {
                     NO_PRODUCT
                 };
-                self.events.push(g, ts_values.value(j), point_values.value(j), p);
+                self.events
+                    .push(g, ts_values.value(j), point_values.value(j), p);
             }
         }
         Ok(())
@@ -530,7 +559,11 @@ impl GroupsAccumulator for LeadFoldGroups {
             ts_out.append(true);
             pts_out.append(true);
             prod_out.append(true);
-            fit_out.append_value(if kept && fit.is_valid(i) { fit.value(i) } else { 0.0 });
+            fit_out.append_value(if kept && fit.is_valid(i) {
+                fit.value(i)
+            } else {
+                0.0
+            });
         }
         Ok(vec![
             Arc::new(ts_out.finish()),
@@ -696,9 +729,19 @@ mod tests {
         });
         acc.update_batch(&values, &[0, 1, 2], None, 3).unwrap();
         let first = acc.evaluate(EmitTo::First(1)).unwrap();
-        assert_eq!(field(&first, "engagement").as_primitive::<Float64Type>().values(), &[1.0]);
+        assert_eq!(
+            field(&first, "engagement")
+                .as_primitive::<Float64Type>()
+                .values(),
+            &[1.0]
+        );
         let rest = acc.evaluate(EmitTo::All).unwrap();
-        assert_eq!(field(&rest, "engagement").as_primitive::<Float64Type>().values(), &[2.0, 3.0]);
+        assert_eq!(
+            field(&rest, "engagement")
+                .as_primitive::<Float64Type>()
+                .values(),
+            &[2.0, 3.0]
+        );
     }
 
     #[test]
@@ -709,8 +752,14 @@ mod tests {
             decay: Decay::NONE,
             ..params()
         });
-        acc.update_batch(&values, &[0, 1], Some(&filter), 3).unwrap();
+        acc.update_batch(&values, &[0, 1], Some(&filter), 3)
+            .unwrap();
         let out = acc.evaluate(EmitTo::All).unwrap();
-        assert_eq!(field(&out, "engagement").as_primitive::<Float64Type>().values(), &[0.0, 7.0, 0.0]);
+        assert_eq!(
+            field(&out, "engagement")
+                .as_primitive::<Float64Type>()
+                .values(),
+            &[0.0, 7.0, 0.0]
+        );
     }
 }

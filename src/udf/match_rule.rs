@@ -33,16 +33,19 @@ pub struct RulePattern {
     pub assets: Option<Vec<String>>,
 }
 
+/// A rule's number and its asset globs (`None`: any asset).
+type NumberedGlobs = (i32, Option<Vec<String>>);
+
 /// A compiled rule list: for each action, its rules in file order.
 #[derive(Debug)]
 pub struct RuleMatcher {
-    by_action: HashMap<String, Vec<(i32, Option<Vec<String>>)>>,
+    by_action: HashMap<String, Vec<NumberedGlobs>>,
 }
 
 impl RuleMatcher {
     /// Compiles rules given in file order.
     pub fn new(rules: &[RulePattern]) -> Self {
-        let mut by_action: HashMap<String, Vec<(i32, Option<Vec<String>>)>> = HashMap::new();
+        let mut by_action: HashMap<String, Vec<NumberedGlobs>> = HashMap::new();
         for (i, r) in rules.iter().enumerate() {
             by_action
                 .entry(r.action.clone())
@@ -109,7 +112,10 @@ impl ScalarUDFImpl for MatchRuleFunc {
         if arg_types.len() != 3 {
             return plan_err!("match_rule(action, asset, rules) takes 3 arguments");
         }
-        arg_types.iter().map(|t| coerce_text("match_rule", t)).collect()
+        arg_types
+            .iter()
+            .map(|t| coerce_text("match_rule", t))
+            .collect()
     }
 
     fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
@@ -118,9 +124,9 @@ impl ScalarUDFImpl for MatchRuleFunc {
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let rules = match &args.args[2] {
-            ColumnarValue::Scalar(
-                ScalarValue::Utf8View(Some(s)) | ScalarValue::Utf8(Some(s)),
-            ) => RuleMatcher::from_json(s)?,
+            ColumnarValue::Scalar(ScalarValue::Utf8View(Some(s)) | ScalarValue::Utf8(Some(s))) => {
+                RuleMatcher::from_json(s)?
+            }
             _ => return exec_err!("match_rule: the rule list must be a constant text"),
         };
         let arrays = ColumnarValue::values_to_arrays(&args.args[..2])?;
@@ -173,7 +179,8 @@ mod tests {
 
     #[test]
     fn json_form_parses() {
-        let r = RuleMatcher::from_json(r#"[{"action":"a","assets":["x*"]},{"action":"a"}]"#).unwrap();
+        let r =
+            RuleMatcher::from_json(r#"[{"action":"a","assets":["x*"]},{"action":"a"}]"#).unwrap();
         assert_eq!(r.first_match("a", Some("xy")), Some(1));
         assert_eq!(r.first_match("a", Some("y")), Some(2));
         assert!(RuleMatcher::from_json("not json").is_err());

@@ -59,16 +59,19 @@ pub(crate) fn literal_arg(
 ) -> Result<ScalarValue> {
     match exprs.get(index).and_then(|e| e.downcast_ref::<Literal>()) {
         Some(lit) => Ok(lit.value().clone()),
-        None => plan_err!("{function}: argument {} ({what}) must be a constant", index + 1),
+        None => plan_err!(
+            "{function}: argument {} ({what}) must be a constant",
+            index + 1
+        ),
     }
 }
 
 /// A constant text argument.
 pub(crate) fn literal_text(value: &ScalarValue, function: &str, what: &str) -> Result<String> {
     match value {
-        ScalarValue::Utf8(Some(s)) | ScalarValue::Utf8View(Some(s)) | ScalarValue::LargeUtf8(Some(s)) => {
-            Ok(s.clone())
-        }
+        ScalarValue::Utf8(Some(s))
+        | ScalarValue::Utf8View(Some(s))
+        | ScalarValue::LargeUtf8(Some(s)) => Ok(s.clone()),
         other => plan_err!("{function}: {what} must be a constant text, not {other:?}"),
     }
 }
@@ -121,7 +124,12 @@ pub(crate) fn coerce_text(function: &str, t: &DataType) -> Result<DataType> {
         DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Null => {
             Ok(DataType::Utf8View)
         }
-        DataType::Dictionary(_, v) if matches!(**v, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View) => {
+        DataType::Dictionary(_, v)
+            if matches!(
+                **v,
+                DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+            ) =>
+        {
             Ok(DataType::Utf8View)
         }
         other => Err(DataFusionError::Plan(format!(

@@ -16,7 +16,9 @@ use datafusion::arrow::array::{Array, ArrayRef, AsArray, ListArray};
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Float64Type};
 use datafusion::common::{Result, ScalarValue, plan_err};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
-use datafusion::logical_expr::{Accumulator, AggregateUDF, AggregateUDFImpl, Signature, Volatility};
+use datafusion::logical_expr::{
+    Accumulator, AggregateUDF, AggregateUDFImpl, Signature, Volatility,
+};
 use std::sync::Arc;
 
 use super::coerce_number;
@@ -143,11 +145,14 @@ mod tests {
     #[test]
     fn merged_partials_equal_one_pass() {
         let mut one = StableSumAccumulator::default();
-        one.update_batch(&[Arc::new(Float64Array::from(vec![0.1, 0.7, 0.2]))]).unwrap();
+        one.update_batch(&[Arc::new(Float64Array::from(vec![0.1, 0.7, 0.2]))])
+            .unwrap();
         let mut p1 = StableSumAccumulator::default();
-        p1.update_batch(&[Arc::new(Float64Array::from(vec![0.2]))]).unwrap();
+        p1.update_batch(&[Arc::new(Float64Array::from(vec![0.2]))])
+            .unwrap();
         let mut p2 = StableSumAccumulator::default();
-        p2.update_batch(&[Arc::new(Float64Array::from(vec![0.7, 0.1]))]).unwrap();
+        p2.update_batch(&[Arc::new(Float64Array::from(vec![0.7, 0.1]))])
+            .unwrap();
         let mut merged = StableSumAccumulator::default();
         for mut p in [p2, p1] {
             let state = p.state().unwrap()[0].to_array().unwrap();
@@ -159,7 +164,8 @@ mod tests {
     #[test]
     fn nulls_only_give_null() {
         let mut acc = StableSumAccumulator::default();
-        acc.update_batch(&[Arc::new(Float64Array::from(vec![None, None]))]).unwrap();
+        acc.update_batch(&[Arc::new(Float64Array::from(vec![None, None]))])
+            .unwrap();
         assert_eq!(acc.evaluate().unwrap(), ScalarValue::Float64(None));
     }
 }
