@@ -6,6 +6,7 @@
 
 pub mod error;
 pub mod fold;
+pub mod generate;
 pub mod model;
 pub mod udf;
 
