@@ -13,6 +13,7 @@ pub mod context;
 pub mod error;
 pub mod fold;
 pub mod input;
+pub mod generate;
 pub mod model;
 pub mod output;
 pub mod pipeline;
