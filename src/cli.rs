@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::context::{EngineOptions, parse_size};
 use crate::error::{Error, Result};
+use crate::generate::{GenerateOptions, IdType, LeadsFormat, generate};
 use crate::score::{ScoreOptions, ScoreSummary, score};
 
 /// Exact, reproducible lead and account scoring over marketing activity logs.
@@ -23,6 +24,76 @@ pub struct Cli {
 pub enum Command {
     /// Score every lead and account as of one day (with no arguments: the shipped fixtures).
     Score(ScoreArgs),
+    /// Write deterministic, realistic synthetic events, leads and outcomes.
+    Generate(GenerateArgs),
+}
+
+/// `leadscore generate`.
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// Number of leads.
+    #[arg(long, value_name = "N")]
+    pub leads: u64,
+    /// Number of good events (a few broken and duplicate rows come on top, about 0.1%).
+    #[arg(long, value_name = "N")]
+    pub events: u64,
+    /// Number of accounts (default: one per 12 leads).
+    #[arg(long, value_name = "N")]
+    pub accounts: Option<u64>,
+    /// Random seed: the same seed gives the same bytes.
+    #[arg(long, value_name = "S", default_value_t = 42)]
+    pub seed: u64,
+    /// Output directory (its events/ must not exist yet or be empty).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Type of lead_id: int (Int64) or text ("L0000042").
+    #[arg(long, value_name = "TYPE", default_value = "int", value_parser = parse_id_type)]
+    pub id_type: IdType,
+    /// Format of the leads table: parquet or csv.
+    #[arg(long, value_name = "FORMAT", default_value = "parquet", value_parser = parse_leads_format)]
+    pub leads_format: LeadsFormat,
+    /// Write events in hive directories by month (events/month=2026-01/...).
+    #[arg(long)]
+    pub partition_by_month: bool,
+    /// Start a new events file after this many rows.
+    #[arg(long, value_name = "N", default_value_t = 1_000_000)]
+    pub rows_per_file: usize,
+    /// Last day of activity.
+    #[arg(long, value_name = "DATE", value_parser = parse_day, default_value = "2026-09-30")]
+    pub end: NaiveDate,
+    /// Days of history before --end.
+    #[arg(long, value_name = "N", default_value_t = 730)]
+    pub days: u32,
+    /// Print nothing but errors.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+fn parse_id_type(s: &str) -> std::result::Result<IdType, String> {
+    s.parse().map_err(|e: Error| e.to_string())
+}
+
+fn parse_leads_format(s: &str) -> std::result::Result<LeadsFormat, String> {
+    s.parse().map_err(|e: Error| e.to_string())
+}
+
+impl GenerateArgs {
+    fn options(&self) -> GenerateOptions {
+        GenerateOptions {
+            leads: self.leads,
+            events: self.events,
+            accounts: self.accounts,
+            seed: self.seed,
+            out: self.out.clone(),
+            id_type: self.id_type,
+            leads_format: self.leads_format,
+            partition_by_month: self.partition_by_month,
+            rows_per_file: self.rows_per_file,
+            end: self.end,
+            days: self.days,
+            progress: !self.quiet,
+        }
+    }
 }
 
 /// Settings of the query engine, shared by the commands that run queries.
@@ -200,6 +271,31 @@ pub async fn run(cli: Cli) -> Result<()> {
             let summary = score(&opts).await?;
             if !args.engine.quiet {
                 print_score_summary(&summary, &opts.out);
+            }
+            Ok(())
+        }
+        Command::Generate(args) => {
+            let started = std::time::Instant::now();
+            let opts = args.options();
+            let s = tokio::task::spawn_blocking(move || generate(&opts))
+                .await
+                .map_err(|e| Error::Config(format!("the generator stopped: {e}")))??;
+            if !args.quiet {
+                eprintln!(
+                    "generated {} events ({} broken and {} duplicate rows on top) for {} leads in {} accounts; {} converted",
+                    thousands(s.events),
+                    thousands(s.bad_rows),
+                    thousands(s.duplicate_rows),
+                    thousands(s.leads),
+                    thousands(s.accounts),
+                    thousands(s.converted_leads)
+                );
+                eprintln!(
+                    "wrote {} events file(s), leads and outcomes to {} in {:.2} s",
+                    s.files,
+                    args.out.display(),
+                    started.elapsed().as_secs_f64()
+                );
             }
             Ok(())
         }
