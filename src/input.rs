@@ -367,8 +367,14 @@ fn file_url(path: &Path) -> String {
         .to_string()
 }
 
-/// A side table (leads or outcomes) as read, before normalization.
-async fn register_side_table(ctx: &SessionContext, name: &str, path: &Path) -> Result<Vec<String>> {
+/// Registers a side table (leads or outcomes) as read, before normalization, and checks it has
+/// the `required` columns. Returns its column names.
+async fn register_side_table(
+    ctx: &SessionContext,
+    name: &str,
+    path: &Path,
+    required: &[&str],
+) -> Result<Vec<String>> {
     let meta =
         std::fs::metadata(path).map_err(|e| Error::input(path, format!("cannot read: {e}")))?;
     let is_csv = path
@@ -392,7 +398,19 @@ async fn register_side_table(ctx: &SessionContext, name: &str, path: &Path) -> R
             .map_err(|e| Error::input(path, format!("cannot read as Parquet: {e}")))?;
     }
     let schema = ctx.table(name).await?.schema().as_arrow().clone();
-    Ok(schema.fields().iter().map(|f| f.name().clone()).collect())
+    let columns: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+    for needed in required {
+        if !columns.iter().any(|c| c == needed) {
+            return Err(Error::input(
+                path,
+                format!(
+                    "lacks the required column `{needed}` (it has: {})",
+                    columns.join(", ")
+                ),
+            ));
+        }
+    }
+    Ok(columns)
 }
 
 /// What the leads table offers.
@@ -422,16 +440,7 @@ pub async fn register_leads(
             columns: vec!["lead_id".into(), "account_id".into()],
         });
     };
-    let columns = register_side_table(ctx, "leads_input", path).await?;
-    if !columns.iter().any(|c| c == "lead_id") {
-        return Err(Error::input(
-            path,
-            format!(
-                "lacks the required column `lead_id` (it has: {})",
-                columns.join(", ")
-            ),
-        ));
-    }
+    let columns = register_side_table(ctx, "leads_input", path, &["lead_id"]).await?;
     check_id_column(ctx, "leads_input", path, lead_id).await?;
     let df = ctx.table("leads_input").await?;
     let mut exprs = vec![
@@ -508,18 +517,7 @@ async fn check_id_column(
 
 /// Registers `outcomes`: `lead_id` (the events' type) and `opportunity_at` (UTC).
 pub async fn register_outcomes(ctx: &SessionContext, path: &Path, lead_id: IdKind) -> Result<()> {
-    let columns = register_side_table(ctx, "outcomes_input", path).await?;
-    for needed in ["lead_id", "opportunity_at"] {
-        if !columns.iter().any(|c| c == needed) {
-            return Err(Error::input(
-                path,
-                format!(
-                    "lacks the required column `{needed}` (it has: {})",
-                    columns.join(", ")
-                ),
-            ));
-        }
-    }
+    register_side_table(ctx, "outcomes_input", path, &["lead_id", "opportunity_at"]).await?;
     check_id_column(ctx, "outcomes_input", path, lead_id).await?;
     let schema = ctx
         .table("outcomes_input")

@@ -338,64 +338,49 @@ async fn events_that_are_not_parquet_are_named() {
     fails_cleanly(dir.path(), &args, &["events.csv", "not a Parquet file"]);
 }
 
-#[tokio::test]
-async fn a_missing_required_column_is_named() {
+/// Scores once, then scores `events` written from `select` and expects a clean failure.
+async fn bad_events_fail_cleanly(file: &str, select: &str, needles: &[&str]) {
     let dir = inputs().await;
     assert!(run(&score_args("out"), dir.path()).status.success());
+    let path = dir.path().join(file);
+    let sql = format!("COPY ({select}) TO '{}' STORED AS PARQUET", path.display());
     let ctx = SessionContext::new();
-    let path = dir.path().join("no_action.parquet");
-    let sql = format!(
-        "COPY (select 'L1' as lead_id, arrow_cast('2026-01-01T00:00:00Z', 'Timestamp(Microsecond, Some(\"UTC\"))') as ts) TO '{}' STORED AS PARQUET",
-        path.display()
-    );
     ctx.sql(&sql).await.unwrap().collect().await.unwrap();
     let mut args = score_args("out");
-    args[2] = "no_action.parquet";
-    fails_cleanly(
-        dir.path(),
-        &args,
+    args[2] = file;
+    fails_cleanly(dir.path(), &args, needles);
+}
+
+const UTC_TS: &str = "arrow_cast('2026-01-01T00:00:00Z', 'Timestamp(Microsecond, Some(\"UTC\"))')";
+
+#[tokio::test]
+async fn a_missing_required_column_is_named() {
+    bad_events_fail_cleanly(
+        "no_action.parquet",
+        &format!("select 'L1' as lead_id, {UTC_TS} as ts"),
         &["no_action.parquet", "lacks the required column `action`"],
-    );
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn a_required_column_of_the_wrong_type_is_named() {
-    let dir = inputs().await;
-    assert!(run(&score_args("out"), dir.path()).status.success());
-    let ctx = SessionContext::new();
-    let path = dir.path().join("text_ts.parquet");
-    let sql = format!(
-        "COPY (select 'L1' as lead_id, '2026-01-01' as ts, 'x' as action) TO '{}' STORED AS PARQUET",
-        path.display()
-    );
-    ctx.sql(&sql).await.unwrap().collect().await.unwrap();
-    let mut args = score_args("out");
-    args[2] = "text_ts.parquet";
-    fails_cleanly(
-        dir.path(),
-        &args,
+    bad_events_fail_cleanly(
+        "text_ts.parquet",
+        "select 'L1' as lead_id, '2026-01-01' as ts, 'x' as action",
         &["text_ts.parquet", "column `ts`", "expected a timestamp"],
-    );
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn leads_with_text_ids_for_integer_events_are_refused() {
-    let dir = inputs().await;
-    assert!(run(&score_args("out"), dir.path()).status.success());
-    let ctx = SessionContext::new();
-    let path = dir.path().join("int_events.parquet");
-    let sql = format!(
-        "COPY (select cast(1 as bigint) as lead_id, arrow_cast('2026-01-01T00:00:00Z', 'Timestamp(Microsecond, Some(\"UTC\"))') as ts, 'x' as action) TO '{}' STORED AS PARQUET",
-        path.display()
-    );
-    ctx.sql(&sql).await.unwrap().collect().await.unwrap();
-    let mut args = score_args("out");
-    args[2] = "int_events.parquet";
-    fails_cleanly(
-        dir.path(),
-        &args,
+    bad_events_fail_cleanly(
+        "int_events.parquet",
+        &format!("select cast(1 as bigint) as lead_id, {UTC_TS} as ts, 'x' as action"),
         &["leads.csv", "\"L1\" is not an integer"],
-    );
+    )
+    .await;
 }
 
 #[tokio::test]
