@@ -381,9 +381,24 @@ async fn register_side_table(
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
     if is_csv {
-        ctx.register_csv(name, file_url(path), CsvReadOptions::new().has_header(true))
+        // Every CSV column is read as text: inferring types would turn ids such as "00123" into
+        // numbers. Fit rules read numbers and dates out of text themselves.
+        let cannot = |e: datafusion::error::DataFusionError| {
+            Error::input(path, format!("cannot read as CSV: {e}"))
+        };
+        let options = CsvReadOptions::new().has_header(true);
+        let inferred = ctx.read_csv(file_url(path), options.clone()).await.map_err(cannot)?;
+        let text = Schema::new(
+            inferred
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| Field::new(f.name(), DataType::Utf8, true))
+                .collect::<Vec<_>>(),
+        );
+        ctx.register_csv(name, file_url(path), options.schema(&text))
             .await
-            .map_err(|e| Error::input(path, format!("cannot read as CSV: {e}")))?;
+            .map_err(cannot)?;
     } else {
         if meta.is_file() {
             footer(path)?;
