@@ -67,6 +67,12 @@ stage = "awareness"
 
 [[action]]
 action = "page_view"
+assets = ["/promo_50%*", "/x\\*"]
+points = 9
+stage = "decision"
+
+[[action]]
+action = "page_view"
 points = 1
 stage = "awareness"
 
@@ -149,7 +155,8 @@ points = 5
 "#;
 
 /// Linear decay with a fractional grace, a negative fraction rule, a catch-all glob, a scored
-/// NPS rule, and `max` accounts.
+/// NPS rule, `max` accounts, and a fit rule worth more than the threshold (such a lead crosses
+/// at its first instant unless that instant's points are negative).
 const MODEL_LIN: &str = r#"
 name = "lin"
 version = 2
@@ -225,6 +232,16 @@ points = 20
 column = "expected_purchase"
 within_days = 0
 points = 7
+
+[[fit]]
+column = "renewal"
+within_days = 60
+points = 6
+
+[[fit]]
+column = "role"
+in = ["boss"]
+points = 50
 "#;
 
 /// No decay, no stages, unstaged rules only, `mean` accounts, default cold days.
@@ -271,8 +288,8 @@ min = 20000
 points = 5
 "#;
 
-/// Exponential decay that never goes below the threshold (floor 1), a fractional half-life and
-/// grace, one stage.
+/// Exponential decay that never goes below the threshold (floor 1), a fractional half-life,
+/// grace, cold window and fit window, one stage.
 const MODEL_FLOOR: &str = r#"
 name = "floor"
 version = 11
@@ -284,6 +301,9 @@ kind = "exponential"
 half_life_days = 7.5
 grace_days = 0.25
 floor = 1.0
+
+[cold]
+days = 2.5
 
 [[action]]
 action = "email_open"
@@ -299,9 +319,15 @@ action = "page_view"
 assets = ["/pricing", "/product/*"]
 points = 4
 stage = "only"
+
+[[fit]]
+column = "last_seen"
+within_days = 0.5
+points = 3
 "#;
 
-/// Rules only, no `[decay]` table at all (no decay).
+/// Rules only, no `[decay]` table at all (no decay); NPS answers scored as fractions, so an
+/// answer above 1 is a bad fraction before it is a bad NPS answer.
 const MODEL_BARE: &str = r#"
 name = "bare"
 version = 3
@@ -315,7 +341,26 @@ points = 1
 action = "video_play"
 points = 2
 scale = "fraction"
+
+[[action]]
+action = "nps_response"
+points = 1
+scale = "fraction"
 "#;
+
+/// The as-of days of the generated cases (2025-06-29 is the default: the last day of history).
+const EDGE_DAYS: &[(i32, u32, u32)] = &[
+    (2025, 6, 29),
+    (2025, 3, 15),
+    (2025, 5, 2),
+    (2025, 2, 20),
+    (2025, 9, 30),
+    (2025, 6, 10),
+    (2025, 4, 1),
+    (2024, 12, 1),
+    (2025, 1, 1),
+    (2025, 4, 30),
+];
 
 fn day(y: i32, m: u32, d: u32) -> NaiveDate {
     NaiveDate::from_ymd_opt(y, m, d).unwrap()
@@ -371,7 +416,7 @@ impl Case {
         }
     }
 
-    fn as_of(mut self, d: NaiveDate) -> Case {
+    fn at(mut self, d: NaiveDate) -> Case {
         self.as_of = Some(d);
         self
     }
@@ -422,7 +467,11 @@ fn check(case: &Case, scratch: &Path) -> Report {
                 reference.lead_scores.iter().filter(|l| l.is_mql).count() as u64,
                 summary.mqls,
             );
-            counts("accounts", reference.accounts.len() as u64, summary.accounts);
+            counts(
+                "accounts",
+                reference.accounts.len() as u64,
+                summary.accounts,
+            );
             if summary.as_of != Some(reference.as_of) {
                 report.diffs.push(format!(
                     "summary as_of: expected {}, actual {:?}",
@@ -433,20 +482,18 @@ fn check(case: &Case, scratch: &Path) -> Report {
         }
         Err(e) => Report {
             diffs: vec![format!("the pipeline failed: {e}")],
+            ..Report::default()
         },
     };
-    report.diffs.insert(
-        0,
-        format!(
-            "(reference: as_of {}, {} leads, {} product rows, {} accounts, {} rejects, {} duplicates dropped, {} mqls)",
-            reference.as_of,
-            reference.lead_scores.len(),
-            reference.product_scores.len(),
-            reference.accounts.len(),
-            reference.rejects.len(),
-            reference.duplicates_dropped,
-            reference.lead_scores.iter().filter(|l| l.is_mql).count(),
-        ),
+    report.context = format!(
+        "(reference: as_of {}, {} leads, {} product rows, {} accounts, {} rejects, {} duplicates dropped, {} mqls)",
+        reference.as_of,
+        reference.lead_scores.len(),
+        reference.product_scores.len(),
+        reference.accounts.len(),
+        reference.rejects.len(),
+        reference.duplicates_dropped,
+        reference.lead_scores.iter().filter(|l| l.is_mql).count(),
     );
     report
 }
@@ -456,15 +503,16 @@ fn check_all(cases: &[Case], scratch: &Path) {
     let mut failures = String::new();
     for case in cases {
         let report = check(case, scratch);
-        if report.diffs.len() > 1 {
-            let mut r = report;
-            let header = r.diffs.remove(0);
-            failures.push_str(&r.summary(&format!("case {} {header}", case.name)));
+        if report.diffs.is_empty() {
+            eprintln!("case {} agrees {}", case.name, report.context);
         } else {
-            eprintln!("case {} agrees {}", case.name, report.diffs[0]);
+            failures.push_str(&report.summary(&format!("case {} {}", case.name, report.context)));
         }
     }
-    assert!(failures.is_empty(), "pipeline and reference differ:\n{failures}");
+    assert!(
+        failures.is_empty(),
+        "pipeline and reference differ:\n{failures}"
+    );
 }
 
 fn write_model(dir: &Path, name: &str, text: &str) -> PathBuf {
@@ -492,6 +540,7 @@ fn dataset(seed: u64, int_ids: bool, int_event_ids: bool) -> Dataset {
         int_ids,
         int_event_ids,
         days: 180,
+        edge_days: EDGE_DAYS.iter().map(|(y, m, d)| day(*y, *m, *d)).collect(),
     })
 }
 
@@ -508,16 +557,16 @@ fn generated_int_ids_single_file() {
     check_all(
         &[
             Case::new("exp-default", &events, Some(&leads), &exp),
-            Case::new("exp-mid", &events, Some(&leads), &exp).as_of(day(2025, 3, 15)),
+            Case::new("exp-mid", &events, Some(&leads), &exp).at(day(2025, 3, 15)),
             Case::new("lin-default", &events, Some(&leads), &lin),
-            Case::new("flat-mid", &events, Some(&leads), &flat).as_of(day(2025, 5, 2)),
+            Case::new("flat-mid", &events, Some(&leads), &flat).at(day(2025, 5, 2)),
         ],
         dir.path(),
     );
 }
 
 /// Text lead ids, integer event ids, a hive tree whose files mix ms-with-zone and ns-without-zone
-/// timestamps, CSV leads.
+/// timestamps (and half of which lack `asset`), CSV leads.
 #[test]
 fn generated_text_ids_hive_csv() {
     let dir = tempfile::tempdir().unwrap();
@@ -536,6 +585,7 @@ fn generated_text_ids_hive_csv() {
         &EventsLayout {
             unit: TimeUnit::Nanosecond,
             tz: None,
+            asset: false,
             ..Default::default()
         },
         &mut rng,
@@ -545,8 +595,8 @@ fn generated_text_ids_hive_csv() {
     check_all(
         &[
             Case::new("exp-default", &events, Some(&leads), &exp),
-            Case::new("lin-mid", &events, Some(&leads), &lin).as_of(day(2025, 2, 20)),
-            Case::new("floor-after", &events, Some(&leads), &floor).as_of(day(2025, 9, 30)),
+            Case::new("lin-mid", &events, Some(&leads), &lin).at(day(2025, 2, 20)),
+            Case::new("floor-after", &events, Some(&leads), &floor).at(day(2025, 9, 30)),
         ],
         dir.path(),
     );
@@ -556,7 +606,7 @@ fn generated_text_ids_hive_csv() {
 #[test]
 fn generated_int_ids_ms_no_zone() {
     let dir = tempfile::tempdir().unwrap();
-    let [exp, _, flat, _, _] = models(dir.path());
+    let [exp, _, flat, _, bare] = models(dir.path());
     let data = dataset(3, true, true);
     let events = dir.path().join("events.parquet");
     let mut ms = data.events.clone();
@@ -576,15 +626,17 @@ fn generated_int_ids_ms_no_zone() {
     datagen::write_leads_csv(&leads, &data);
     check_all(
         &[
-            Case::new("exp-late", &events, Some(&leads), &exp).as_of(day(2025, 6, 10)),
+            Case::new("exp-late", &events, Some(&leads), &exp).at(day(2025, 6, 10)),
             Case::new("flat-default", &events, Some(&leads), &flat),
+            Case::new("bare-default", &events, Some(&leads), &bare),
         ],
         dir.path(),
     );
 }
 
 /// Events without the optional columns (ts in seconds) and no leads table: every fraction and
-/// NPS row is rejected for its null value.
+/// NPS row is rejected for its null value. Also a cutoff before any event, so that nothing at all
+/// is scored (stage shares are then null).
 #[test]
 fn generated_minimal_columns_no_leads() {
     let dir = tempfile::tempdir().unwrap();
@@ -611,8 +663,9 @@ fn generated_minimal_columns_no_leads() {
     check_all(
         &[
             Case::new("exp-default", &events, None, &exp),
-            Case::new("flat-mid", &events, None, &flat).as_of(day(2025, 4, 1)),
+            Case::new("flat-mid", &events, None, &flat).at(day(2025, 4, 1)),
             Case::new("bare-default", &events, None, &bare),
+            Case::new("exp-nothing", &events, None, &exp).at(day(2024, 6, 1)),
         ],
         dir.path(),
     );
@@ -631,9 +684,9 @@ fn generated_cutoff_edges() {
     datagen::write_leads_parquet(&leads, &data);
     check_all(
         &[
-            Case::new("exp-before", &events, Some(&leads), &exp).as_of(day(2024, 12, 1)),
-            Case::new("lin-first-day", &events, Some(&leads), &lin).as_of(day(2025, 1, 1)),
-            Case::new("floor-mid", &events, Some(&leads), &floor).as_of(day(2025, 4, 30)),
+            Case::new("exp-before", &events, Some(&leads), &exp).at(day(2024, 12, 1)),
+            Case::new("lin-first-day", &events, Some(&leads), &lin).at(day(2025, 1, 1)),
+            Case::new("floor-mid", &events, Some(&leads), &floor).at(day(2025, 4, 30)),
         ],
         dir.path(),
     );
@@ -660,7 +713,7 @@ fn shipped_fixtures() {
     check_all(
         &[
             default,
-            Case::new("fixtures-mid", &events, leads.as_deref(), &model).as_of(mid),
+            Case::new("fixtures-mid", &events, leads.as_deref(), &model).at(mid),
         ],
         dir.path(),
     );
@@ -733,7 +786,11 @@ stage = "b"
     // Before the day-13 events: 6 decayed over 1 day (inside grace) = 6; +9 = 15.
     // At the cutoff (2025-01-21 = day 20): 7 idle days, 5 past grace: 15 x 2^-0.5.
     let expected = 15.0 * 2f64.powf(-0.5);
-    assert!((l1.engagement - expected).abs() < 1e-12, "{}", l1.engagement);
+    assert!(
+        (l1.engagement - expected).abs() < 1e-12,
+        "{}",
+        l1.engagement
+    );
     assert_eq!(l1.mql_at, Some(t(13, 0)));
     assert_eq!(l1.tallies, vec![3, 1]);
     assert_eq!(l1.stage.as_deref(), Some("b"));
@@ -759,6 +816,10 @@ fn reference_helpers() {
     assert!(!glob_match("wp-*-guide", "wp-guide"));
     assert!(glob_match("/a.b?c[1]*", "/a.b?c[1]"));
     assert!(!glob_match("/a.b?c[1]*", "/aXb?c[1]"));
+    assert!(glob_match("/promo_50%*", "/promo_50%off"));
+    assert!(!glob_match("/promo_50%*", "/promoX50Yoff"));
+    assert!(glob_match("/x\\*", "/x\\y"));
+    assert!(!glob_match("/x\\*", "/xy"));
     assert!(glob_match("*", ""));
     assert!(glob_match("**a*", "xxa"));
     assert!(!glob_match("", "x"));

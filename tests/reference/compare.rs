@@ -147,9 +147,7 @@ type Row = HashMap<String, Val>;
 /// integer are equal when they read the same (account ids from an inferred CSV column).
 pub fn same(expected: &Val, actual: &Val) -> bool {
     match (expected, actual) {
-        (Val::F(a), Val::F(b)) => {
-            a == b || (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0)
-        }
+        (Val::F(a), Val::F(b)) => a == b || (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0),
         (Val::S(s), Val::I(i)) | (Val::I(i), Val::S(s)) => *s == i.to_string(),
         (a, b) => a == b,
     }
@@ -157,7 +155,10 @@ pub fn same(expected: &Val, actual: &Val) -> bool {
 
 fn key_of(row: &Row, keys: &[&str]) -> String {
     keys.iter()
-        .map(|k| row.get(*k).map_or("<absent>".to_string(), |v| v.to_string()))
+        .map(|k| {
+            row.get(*k)
+                .map_or("<absent>".to_string(), |v| v.to_string())
+        })
         .collect::<Vec<_>>()
         .join(" | ")
 }
@@ -165,6 +166,8 @@ fn key_of(row: &Row, keys: &[&str]) -> String {
 /// What one comparison found.
 #[derive(Default)]
 pub struct Report {
+    /// What the reference computed, in a line (for messages).
+    pub context: String,
     pub diffs: Vec<String>,
 }
 
@@ -194,7 +197,11 @@ fn compare_rows(
     expected: Vec<Row>,
     actual: &Table,
 ) {
-    for c in columns.iter().map(String::as_str).chain(keys.iter().copied()) {
+    for c in columns
+        .iter()
+        .map(String::as_str)
+        .chain(keys.iter().copied())
+    {
         if !actual.columns.iter().any(|(n, _)| n == c) && !actual.rows.is_empty() {
             report.push(format!("{table}: column `{c}` is missing"));
         }
@@ -219,9 +226,7 @@ fn compare_rows(
             let ev = &e[c];
             let Some(av) = a.get(c) else { continue };
             if !same(ev, av) {
-                report.push(format!(
-                    "{table} [{k}] {c}: expected {ev}, actual {av}"
-                ));
+                report.push(format!("{table} [{k}] {c}: expected {ev}, actual {av}"));
             }
         }
     }
@@ -238,7 +243,13 @@ fn is_text(t: &DataType) -> bool {
 }
 
 /// Checks column types that the SPEC fixes.
-fn check_types(report: &mut Report, table: &str, actual: &Table, want: &[(&str, &str)], ids: IdKind) {
+fn check_types(
+    report: &mut Report,
+    table: &str,
+    actual: &Table,
+    want: &[(&str, &str)],
+    ids: IdKind,
+) {
     for (name, kind) in want {
         let Some((_, t)) = actual.columns.iter().find(|(n, _)| n == name) else {
             continue;
@@ -249,7 +260,9 @@ fn check_types(report: &mut Report, table: &str, actual: &Table, want: &[(&str, 
             "int" => *t == DataType::Int64,
             "bool" => *t == DataType::Boolean,
             "text" => is_text(t),
-            "ts" => matches!(t, DataType::Timestamp(TimeUnit::Microsecond, Some(z)) if z.as_ref() == "UTC"),
+            "ts" => {
+                matches!(t, DataType::Timestamp(TimeUnit::Microsecond, Some(z)) if z.as_ref() == "UTC")
+            }
             "id" => match ids {
                 IdKind::Int => *t == DataType::Int64,
                 IdKind::Text => is_text(t),
@@ -257,7 +270,9 @@ fn check_types(report: &mut Report, table: &str, actual: &Table, want: &[(&str, 
             _ => true,
         };
         if !ok {
-            report.push(format!("{table}: column `{name}` has type {t}, expected {kind}"));
+            report.push(format!(
+                "{table}: column `{name}` has type {t}, expected {kind}"
+            ));
         }
     }
 }
@@ -345,11 +360,24 @@ pub fn compare_outputs(reference: &Reference, out: &Path, ids: IdKind) -> Report
     .collect();
     columns.extend(tally_cols.iter().cloned());
     columns.extend(
-        ["last_activity", "is_cold", "nps", "nps_class", "model_version"]
-            .iter()
-            .map(|s| s.to_string()),
+        [
+            "last_activity",
+            "is_cold",
+            "nps",
+            "nps_class",
+            "model_version",
+        ]
+        .iter()
+        .map(|s| s.to_string()),
     );
-    compare_rows(&mut report, "lead_scores", &["lead_id"], &columns, expected, &actual);
+    compare_rows(
+        &mut report,
+        "lead_scores",
+        &["lead_id"],
+        &columns,
+        expected,
+        &actual,
+    );
 
     // lead_product_scores
     let actual = read_table(out, "lead_product_scores");
@@ -357,7 +385,12 @@ pub fn compare_outputs(reference: &Reference, out: &Path, ids: IdKind) -> Report
         &mut report,
         "lead_product_scores",
         &actual,
-        &[("as_of", "date"), ("lead_id", "id"), ("product", "text"), ("score", "float")],
+        &[
+            ("as_of", "date"),
+            ("lead_id", "id"),
+            ("product", "text"),
+            ("score", "float"),
+        ],
         ids,
     );
     let expected = reference
@@ -444,7 +477,14 @@ pub fn compare_outputs(reference: &Reference, out: &Path, ids: IdKind) -> Report
             r.insert("account_id".into(), Val::S(i.to_string()));
         }
     }
-    compare_rows(&mut report, "account_scores", &["account_id"], &columns, expected, &actual);
+    compare_rows(
+        &mut report,
+        "account_scores",
+        &["account_id"],
+        &columns,
+        expected,
+        &actual,
+    );
 
     // stage_report
     let actual = read_table(out, "stage_report");
@@ -452,7 +492,12 @@ pub fn compare_outputs(reference: &Reference, out: &Path, ids: IdKind) -> Report
         &mut report,
         "stage_report",
         &actual,
-        &[("as_of", "date"), ("stage", "text"), ("leads", "int"), ("share", "float")],
+        &[
+            ("as_of", "date"),
+            ("stage", "text"),
+            ("leads", "int"),
+            ("share", "float"),
+        ],
         ids,
     );
     let expected = reference
@@ -463,12 +508,19 @@ pub fn compare_outputs(reference: &Reference, out: &Path, ids: IdKind) -> Report
             r.insert("as_of".into(), as_of.clone());
             r.insert("stage".into(), opt(s.stage.clone(), Val::S));
             r.insert("leads".into(), Val::I(s.leads));
-            r.insert("share".into(), Val::F(s.share));
+            r.insert("share".into(), opt(s.share, Val::F));
             r
         })
         .collect();
     let columns: Vec<String> = vec!["as_of".into(), "leads".into(), "share".into()];
-    compare_rows(&mut report, "stage_report", &["stage"], &columns, expected, &actual);
+    compare_rows(
+        &mut report,
+        "stage_report",
+        &["stage"],
+        &columns,
+        expected,
+        &actual,
+    );
 
     // rejects: a multiset of rows
     let actual = read_table(out, "rejects");
@@ -496,7 +548,9 @@ pub fn compare_outputs(reference: &Reference, out: &Path, ids: IdKind) -> Report
     };
     let mut want: BTreeMap<String, i64> = BTreeMap::new();
     for r in &reference.rejects {
-        *want.entry(line(&event_row(&r.event, r.reason))).or_default() += 1;
+        *want
+            .entry(line(&event_row(&r.event, r.reason)))
+            .or_default() += 1;
     }
     for r in &actual.rows {
         *want.entry(line(r)).or_default() -= 1;

@@ -181,9 +181,10 @@ fn micros(a: &ArrayRef) -> Vec<Option<i64>> {
             TimeUnit::Second => a.as_primitive::<TimestampSecondType>().value(i) * 1_000_000,
             TimeUnit::Millisecond => a.as_primitive::<TimestampMillisecondType>().value(i) * 1_000,
             TimeUnit::Microsecond => a.as_primitive::<TimestampMicrosecondType>().value(i),
-            TimeUnit::Nanosecond => {
-                a.as_primitive::<TimestampNanosecondType>().value(i).div_euclid(1_000)
-            }
+            TimeUnit::Nanosecond => a
+                .as_primitive::<TimestampNanosecondType>()
+                .value(i)
+                .div_euclid(1_000),
         })
     };
     (0..n).map(get).collect()

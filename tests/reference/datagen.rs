@@ -73,6 +73,9 @@ pub struct GenOptions {
     pub int_event_ids: bool,
     /// Days of history from 2025-01-01.
     pub days: i64,
+    /// As-of days the tests use: some leads get fit dates and times right on the edges of the
+    /// `within_days` windows of these days.
+    pub edge_days: Vec<NaiveDate>,
 }
 
 /// Generated inputs.
@@ -96,7 +99,12 @@ fn lead_id(n: usize, int_ids: bool) -> Id {
     if int_ids {
         Id::Int(n as i64)
     } else {
-        Id::Text(format!("L{n}"))
+        // Some text ids look like numbers with leading zeros.
+        if n.is_multiple_of(7) {
+            Id::Text(format!("{n:04}"))
+        } else {
+            Id::Text(format!("L{n}"))
+        }
     }
 }
 
@@ -114,6 +122,12 @@ const PAGES: &[Option<&str>] = &[
     Some("/a.b?c[1]"),
     Some("/a.b?c[1]/more"),
     Some("/aXb?c[1]"),
+    Some("/promo_50%off"),
+    Some("/promoX50Yoff"),
+    Some("/promo_50"),
+    Some("/x\\y"),
+    Some("/xy"),
+    Some("/product/\u{fc}ber"),
     Some(""),
     None,
 ];
@@ -141,6 +155,7 @@ const ACTIONS: &[(&str, u32)] = &[
     ("unsubscribe", 2),
     ("chat", 6),
     ("Page_View", 1),
+    ("", 1),
 ];
 
 fn pick_action(rng: &mut Rng) -> &'static str {
@@ -162,7 +177,7 @@ fn value_for(rng: &mut Rng, action: &str) -> Option<f64> {
             if r < 0.04 {
                 None
             } else if r < 0.07 {
-                Some(*rng.pick(&[1.2, -0.1, 1.000001, 2.0]))
+                Some(*rng.pick(&[1.2, -0.1, 1.000001, 2.0, f64::NAN, f64::INFINITY]))
             } else if r < 0.12 {
                 Some(*rng.pick(&[0.0, 1.0]))
             } else {
@@ -174,7 +189,7 @@ fn value_for(rng: &mut Rng, action: &str) -> Option<f64> {
             if r < 0.04 {
                 None
             } else if r < 0.08 {
-                Some(*rng.pick(&[11.0, -1.0, 10.5, -0.0001]))
+                Some(*rng.pick(&[11.0, -1.0, 10.5, -0.0001, f64::NAN]))
             } else if r < 0.12 {
                 Some(*rng.pick(&[8.5, 6.99, 9.0, 7.0, 0.0, 10.0]))
             } else {
@@ -220,6 +235,8 @@ pub fn generate(o: &GenOptions) -> Dataset {
             base + rng.below(o.days as u64) as i64 * MICROS_PER_DAY
         } else if r < 0.21 {
             base + (rng.below(o.days as u64) as i64 + 1) * MICROS_PER_DAY - 1
+        } else if r < 0.24 {
+            base + rng.below(o.days as u64) as i64 * MICROS_PER_DAY + MICROS_PER_DAY / 2
         } else if r < 0.5 {
             base + rng.below((span / 1_000_000) as u64) as i64 * 1_000_000
         } else {
@@ -230,9 +247,7 @@ pub fn generate(o: &GenOptions) -> Dataset {
         let asset = match action {
             "page_view" | "Page_View" => rng.pick(PAGES).map(str::to_string),
             "download" => rng.pick(DOWNLOADS).map(str::to_string),
-            _ => rng
-                .chance(0.3)
-                .then(|| format!("asset-{}", rng.below(5))),
+            _ => rng.chance(0.3).then(|| format!("asset-{}", rng.below(5))),
         };
         let product = match rng.below(10) {
             0..=2 => Some("alpha".to_string()),
@@ -274,8 +289,9 @@ pub fn generate(o: &GenOptions) -> Dataset {
             continue;
         }
         let mut copy = e.clone();
-        match rng.below(8) {
+        match rng.below(9) {
             0..=2 => {}
+            7 => copy.lead_id = Some(lead_id(1 + rng.below(o.leads as u64) as usize, o.int_ids)),
             3 | 4 => {
                 copy.ts = e
                     .ts
@@ -293,6 +309,47 @@ pub fn generate(o: &GenOptions) -> Dataset {
             events.push(copy);
         }
     }
+    // Leads whose every row is bad (or dropped) must not appear: a bad fraction, a bad NPS
+    // answer after the end of history (which must not move the default as-of day either), a
+    // null action, and a duplicate whose kept (earliest) copy is bad while the dropped one is
+    // good.
+    let extra = |n: usize| Some(lead_id(o.leads + 30 + n, o.int_ids));
+    let row =
+        |lead: Option<Id>, ts: i64, action: &str, value: Option<f64>, id: Option<i64>| Event {
+            lead_id: lead,
+            ts: Some(ts),
+            action: Some(action.to_string()),
+            asset: None,
+            product: Some("alpha".to_string()),
+            value,
+            event_id: id.map(event_id),
+        };
+    let mid = base + span / 2;
+    events.push(row(extra(1), mid, "video_play", Some(3.0), None));
+    events.push(row(
+        extra(2),
+        base + span + 10 * MICROS_PER_DAY,
+        "nps_response",
+        Some(-3.0),
+        None,
+    ));
+    let mut no_action = row(extra(3), mid, "email_open", None, None);
+    no_action.action = None;
+    events.push(no_action);
+    events.push(row(
+        extra(4),
+        mid,
+        "video_play",
+        Some(f64::NAN),
+        Some(1_000_001),
+    ));
+    events.push(row(
+        extra(4),
+        mid + 1,
+        "video_play",
+        Some(0.5),
+        Some(1_000_001),
+    ));
     rng.shuffle(&mut events);
 
     // Leads table.
@@ -305,6 +362,8 @@ pub fn generate(o: &GenOptions) -> Dataset {
         Some("engineer"),
         Some("vp, marketing"),
         Some("Analyst \"lead\""),
+        Some("boss"),
+        Some("Boss"),
         None,
     ];
     let budgets: &[Option<&str>] = &[
@@ -335,6 +394,7 @@ pub fn generate(o: &GenOptions) -> Dataset {
         "expected_purchase",
         "last_seen",
         "industry",
+        "renewal",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -342,8 +402,10 @@ pub fn generate(o: &GenOptions) -> Dataset {
     let mut leads = Vec::new();
     let end_day = (base + span) / MICROS_PER_DAY;
     for n in 21..=o.leads + 30 {
-        let account_id =
-            (!rng.chance(0.15)).then(|| Id::Text(format!("acct-{}", 1 + rng.below(40))));
+        let account_id = (!rng.chance(0.15)).then(|| match 1 + rng.below(40) {
+            k if k.is_multiple_of(3) => Id::Text(format!("{k:04}")),
+            k => Id::Text(format!("acct-{k}")),
+        });
         let mut attrs = std::collections::HashMap::new();
         attrs.insert(
             "role".to_string(),
@@ -358,7 +420,8 @@ pub fn generate(o: &GenOptions) -> Dataset {
         attrs.insert("company_size".to_string(), size);
         attrs.insert(
             "budget".to_string(),
-            rng.pick(budgets).map_or(Cell::Null, |s| Cell::Text(s.into())),
+            rng.pick(budgets)
+                .map_or(Cell::Null, |s| Cell::Text(s.into())),
         );
         let hint = if rng.chance(0.1) {
             Cell::Null
@@ -371,16 +434,61 @@ pub fn generate(o: &GenOptions) -> Dataset {
         } else {
             Cell::Date((end_day - 200 + rng.below(400) as i64) as i32)
         };
+        let edge = (!o.edge_days.is_empty() && rng.chance(0.3)).then(|| {
+            let d = *rng.pick(&o.edge_days);
+            (d + chrono::Days::new(1))
+                .and_hms_opt(0, 0, 0)
+                .unwrap()
+                .and_utc()
+                .timestamp_micros()
+        });
+        let purchase = match edge {
+            Some(c) => Cell::Date((c / MICROS_PER_DAY + *rng.pick(&[-1, 0, 30, 90, 91])) as i32),
+            None => purchase,
+        };
         attrs.insert("expected_purchase".to_string(), purchase);
         let seen = if rng.chance(0.1) {
             Cell::Null
         } else {
             Cell::Ts(base + span / 2 + rng.below(span as u64) as i64 / 1_000_000 * 1_000_000)
         };
+        let seen = match edge {
+            Some(c) => Cell::Ts(
+                c + *rng.pick(&[
+                    -1,
+                    0,
+                    1_000_000,
+                    MICROS_PER_DAY / 2,
+                    MICROS_PER_DAY / 2 + 1,
+                    30 * MICROS_PER_DAY,
+                    30 * MICROS_PER_DAY + 1_000_000,
+                ]),
+            ),
+            None => seen,
+        };
         attrs.insert("last_seen".to_string(), seen);
+        let renewal = match (edge, rng.below(6)) {
+            (_, 0) => Cell::Null,
+            (_, 1) => Cell::Text("soon".into()),
+            (_, 2) => Cell::Text("2025-04-02T00:00:00".into()),
+            (_, 3) => Cell::Text("2025-06-30 12:00:00".into()),
+            (Some(c), _) => Cell::Text(
+                chrono::DateTime::from_timestamp_micros(c + 60 * MICROS_PER_DAY)
+                    .unwrap()
+                    .format("%Y-%m-%d")
+                    .to_string(),
+            ),
+            (None, _) => Cell::Text(format!(
+                "2025-{:02}-{:02}",
+                1 + rng.below(12),
+                1 + rng.below(28)
+            )),
+        };
+        attrs.insert("renewal".to_string(), renewal);
         attrs.insert(
             "industry".to_string(),
-            rng.pick(industries).map_or(Cell::Null, |s| Cell::Text(s.into())),
+            rng.pick(industries)
+                .map_or(Cell::Null, |s| Cell::Text(s.into())),
         );
         leads.push(Lead {
             lead_id: lead_id(n, o.int_ids),
@@ -443,7 +551,9 @@ fn id_array(ids: Vec<Option<&Id>>, int: bool) -> ArrayRef {
 fn ts_array(ts: Vec<Option<i64>>, unit: TimeUnit, tz: Option<&str>) -> ArrayRef {
     let a: ArrayRef = match unit {
         TimeUnit::Second => Arc::new(TimestampSecondArray::from(
-            ts.iter().map(|t| t.map(|t| t / 1_000_000)).collect::<Vec<_>>(),
+            ts.iter()
+                .map(|t| t.map(|t| t / 1_000_000))
+                .collect::<Vec<_>>(),
         )),
         TimeUnit::Millisecond => Arc::new(TimestampMillisecondArray::from(
             ts.iter().map(|t| t.map(|t| t / 1_000)).collect::<Vec<_>>(),
@@ -521,14 +631,21 @@ pub fn events_batch(events: &[Event], layout: &EventsLayout, skip: &[&str]) -> R
     );
     add(
         "ts",
-        ts_array(events.iter().map(|e| e.ts).collect(), layout.unit, layout.tz),
+        ts_array(
+            events.iter().map(|e| e.ts).collect(),
+            layout.unit,
+            layout.tz,
+        ),
     );
     add(
         "action",
         texts(events.iter().map(|e| e.action.clone()).collect()),
     );
     if layout.asset {
-        add("asset", texts(events.iter().map(|e| e.asset.clone()).collect()));
+        add(
+            "asset",
+            texts(events.iter().map(|e| e.asset.clone()).collect()),
+        );
     }
     if layout.product {
         add(
@@ -616,11 +733,9 @@ fn attr_array(leads: &[Lead], column: &str) -> ArrayRef {
             Cell::Int(v) => Some(*v),
             _ => None,
         }))),
-        Some(Cell::Float(_)) => Arc::new(Float64Array::from_iter(cells.iter().map(|c| {
-            match c {
-                Cell::Float(v) => Some(*v),
-                _ => None,
-            }
+        Some(Cell::Float(_)) => Arc::new(Float64Array::from_iter(cells.iter().map(|c| match c {
+            Cell::Float(v) => Some(*v),
+            _ => None,
         }))),
         Some(Cell::Bool(_)) => Arc::new(BooleanArray::from_iter(cells.iter().map(|c| match c {
             Cell::Bool(v) => Some(*v),
@@ -663,7 +778,10 @@ pub fn write_leads_parquet(path: &Path, data: &Dataset) {
         Field::new("account_id", DataType::Utf8, true),
     ];
     let mut columns: Vec<ArrayRef> = vec![
-        id_array(data.leads.iter().map(|l| Some(&l.lead_id)).collect(), int_ids),
+        id_array(
+            data.leads.iter().map(|l| Some(&l.lead_id)).collect(),
+            int_ids,
+        ),
         id_array(
             data.leads.iter().map(|l| l.account_id.as_ref()).collect(),
             false,
@@ -710,6 +828,8 @@ pub fn write_leads_csv(path: &Path, data: &Dataset) {
     out.push('\n');
     for l in &data.leads {
         let id = match &l.lead_id {
+            // Integer ids written with leading zeros now and then.
+            Id::Int(v) if v % 5 == 0 => Cell::Text(format!("{v:05}")),
             Id::Int(v) => Cell::Int(*v),
             Id::Text(s) => Cell::Text(s.clone()),
         };
@@ -726,5 +846,11 @@ pub fn write_leads_csv(path: &Path, data: &Dataset) {
         }
         out.push('\n');
     }
+    // A row without a lead_id is not a lead.
+    out.push_str(",acct-1");
+    for _ in &data.attr_columns {
+        out.push(',');
+    }
+    out.push('\n');
     std::fs::write(path, out).unwrap();
 }

@@ -57,7 +57,8 @@ pub struct AccountScore {
 pub struct StageRow {
     pub stage: Option<String>,
     pub leads: i64,
-    pub share: f64,
+    /// Null when there are no leads at all (a ratio with nothing to count).
+    pub share: Option<f64>,
 }
 
 /// One `rejects` row.
@@ -124,9 +125,7 @@ pub fn decay(model: &Model, s: f64, days: f64, floor: f64) -> f64 {
     let d = (days - model.decay.grace_days).max(0.0);
     match model.decay.kind {
         DecayKind::None => s,
-        DecayKind::Exponential { half_life_days } => {
-            (s * (-d / half_life_days).exp2()).max(floor)
-        }
+        DecayKind::Exponential { half_life_days } => (s * (-d / half_life_days).exp2()).max(floor),
         DecayKind::Linear {
             points,
             period_days,
@@ -189,7 +188,7 @@ fn cell_text(c: &Cell) -> Option<String> {
         Cell::Text(s) => Some(s.clone()),
         Cell::Bool(b) => Some(b.to_string()),
         Cell::Date(d) => Some(
-            (NaiveDate::from_ymd_opt(1970, 1, 1).unwrap() + chrono::Days::new(*d as u64))
+            (NaiveDate::from_ymd_opt(1970, 1, 1).unwrap() + chrono::Duration::days(*d as i64))
                 .to_string(),
         ),
         Cell::Ts(_) => None,
@@ -224,12 +223,10 @@ pub fn fit_of(model: &Model, lead: &Lead, cutoff: i64) -> f64 {
                 let t = t.trim().to_lowercase();
                 values.iter().any(|v| v.trim().to_lowercase() == t)
             }),
-            FitTest::Range { min, max } => cell_number(&c).is_some_and(|x| {
-                min.is_none_or(|m| x >= m) && max.is_none_or(|m| x <= m)
-            }),
-            FitTest::WithinDays(n) => cell_time(&c).is_some_and(|t| {
-                t >= cutoff && (t - cutoff) as f64 <= n * MICROS_PER_DAY as f64
-            }),
+            FitTest::Range { min, max } => cell_number(&c)
+                .is_some_and(|x| min.is_none_or(|m| x >= m) && max.is_none_or(|m| x <= m)),
+            FitTest::WithinDays(n) => cell_time(&c)
+                .is_some_and(|t| t >= cutoff && (t - cutoff) as f64 <= n * MICROS_PER_DAY as f64),
         };
         if hit {
             fit += rule.points;
@@ -267,12 +264,6 @@ fn fold(
         while i < events.len() && events[i].ts == t {
             s += events[i].points;
             i += 1;
-            if let Some((fit, threshold)) = crossing
-                && crossed.is_none()
-                && fit + s >= threshold
-            {
-                crossed = Some(t);
-            }
         }
         last = Some(t);
         if let Some((fit, threshold)) = crossing
@@ -336,7 +327,11 @@ pub fn reference_score(
     }
 
     let as_of = as_of.unwrap_or_else(|| {
-        let latest = good.iter().filter_map(|e| e.ts).max().expect("a good event");
+        let latest = good
+            .iter()
+            .filter_map(|e| e.ts)
+            .max()
+            .expect("a good event");
         chrono::DateTime::from_timestamp_micros(latest)
             .unwrap()
             .date_naive()
@@ -410,13 +405,7 @@ pub fn reference_score(
         let fit = row.map_or(0.0, |l| fit_of(model, l, cutoff));
         let mut evs = matched.get(id).cloned().unwrap_or_default();
         evs.sort_by(by_ts_points);
-        let (engagement, mql_at) = fold(
-            model,
-            &evs,
-            floor,
-            cutoff,
-            Some((fit, model.threshold)),
-        );
+        let (engagement, mql_at) = fold(model, &evs, floor, cutoff, Some((fit, model.threshold)));
         let score = engagement + fit;
         let mut tallies = vec![0i64; model.stages.len()];
         for e in &evs {
@@ -529,7 +518,7 @@ pub fn reference_score(
             StageRow {
                 stage,
                 leads,
-                share: leads as f64 / total,
+                share: (total > 0.0).then(|| leads as f64 / total),
             }
         })
         .collect();
