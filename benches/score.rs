@@ -13,11 +13,15 @@ use leadscore::generate::{GenerateOptions, generate};
 use leadscore::score::{ScoreOptions, score};
 
 fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn data(events: u64) -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("target/bench-data/events-{events}"));
+    let dir =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("target/bench-data/events-{events}"));
     if !dir.join("leads.parquet").exists() {
         let _ = std::fs::remove_dir_all(&dir);
         generate(&GenerateOptions {
@@ -37,7 +41,10 @@ fn bench_score(c: &mut Criterion) {
     let threads = env_or("LEADSCORE_BENCH_THREADS", 2) as usize;
     let dir = data(events);
     let out = tempfile::tempdir().expect("tempdir");
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let opts = ScoreOptions {
         events: dir.join("events"),
         leads: Some(dir.join("leads.parquet")),
