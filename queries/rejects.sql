@@ -12,4 +12,7 @@ select
     reason
 from judged_events
 where reason is not null
+  -- Implied by a reason; stated so the engine can drop good rows before matching rules.
+  and (lead_id is null or ts is null or action is null
+       or value is null or value < 0 or value > 1)
 order by ts, lead_id, event_id, action, asset, value

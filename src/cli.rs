@@ -114,6 +114,12 @@ pub struct EngineArgs {
     /// Print nothing but errors.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Print each query's wall time to stderr as it finishes.
+    #[arg(long)]
+    pub timings: bool,
+    /// Print the plan (logical and physical) of query NAME, e.g. lead_activity, before running it.
+    #[arg(long, value_name = "NAME")]
+    pub explain: Option<String>,
 }
 
 fn parse_size_arg(s: &str) -> std::result::Result<usize, String> {
@@ -131,6 +137,8 @@ impl EngineArgs {
             threads: self.threads.unwrap_or(0),
             memory_limit: self.memory_limit,
             spill_dir: self.spill_dir.clone(),
+            timings: self.timings,
+            explain: self.explain.clone(),
             ..EngineOptions::default()
         }
     }

@@ -22,6 +22,10 @@ pub struct EngineOptions {
     pub spill_dir: Option<PathBuf>,
     /// Rows per batch.
     pub batch_size: usize,
+    /// Print each query's wall time to stderr.
+    pub timings: bool,
+    /// Print the plan of the query with this name before running it.
+    pub explain: Option<String>,
 }
 
 impl Default for EngineOptions {
@@ -31,6 +35,8 @@ impl Default for EngineOptions {
             memory_limit: None,
             spill_dir: None,
             batch_size: 8192,
+            timings: false,
+            explain: None,
         }
     }
 }

@@ -387,7 +387,10 @@ async fn register_side_table(
             Error::input(path, format!("cannot read as CSV: {e}"))
         };
         let options = CsvReadOptions::new().has_header(true);
-        let inferred = ctx.read_csv(file_url(path), options.clone()).await.map_err(cannot)?;
+        let inferred = ctx
+            .read_csv(file_url(path), options.clone())
+            .await
+            .map_err(cannot)?;
         let text = Schema::new(
             inferred
                 .schema()

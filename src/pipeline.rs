@@ -9,6 +9,7 @@ use datafusion::execution::context::SQLOptions;
 use datafusion::execution::options::ParquetReadOptions;
 use datafusion::prelude::SessionContext;
 
+use crate::context::EngineOptions;
 use crate::error::{Error, Result};
 use crate::input::dir_url;
 use crate::output::{Packing, Staging, write_parquet};
@@ -20,6 +21,8 @@ pub struct Pipeline<'a> {
     pub source: QuerySource,
     pub template: Template,
     pub staging: &'a Staging,
+    /// Diagnostics to print (timings, a plan).
+    pub engine: EngineOptions,
     /// Row counts of the steps and outputs written so far, in order.
     pub written: Vec<(String, u64)>,
 }
@@ -38,12 +41,14 @@ impl<'a> Pipeline<'a> {
         source: QuerySource,
         template: Template,
         staging: &'a Staging,
+        engine: &EngineOptions,
     ) -> Self {
         Self {
             ctx,
             source,
             template,
             staging,
+            engine: engine.clone(),
             written: Vec::new(),
         }
     }
@@ -73,7 +78,19 @@ impl<'a> Pipeline<'a> {
 
     /// Runs one query as a view, a step or an output.
     pub async fn run(&mut self, name: &str, kind: Kind) -> Result<()> {
+        let started = std::time::Instant::now();
+        let result = self.run_inner(name, kind).await;
+        if self.engine.timings {
+            eprintln!("{name}: {:.3} s", started.elapsed().as_secs_f64());
+        }
+        result
+    }
+
+    async fn run_inner(&mut self, name: &str, kind: Kind) -> Result<()> {
         let df = self.plan(name).await?;
+        if self.engine.explain.as_deref() == Some(name) {
+            df.clone().explain(false, false)?.show().await?;
+        }
         if kind == Kind::View {
             let _ = self.ctx.deregister_table(name)?;
             self.ctx.register_table(name, df.into_view())?;

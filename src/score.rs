@@ -137,6 +137,7 @@ pub async fn score(opts: &ScoreOptions) -> Result<ScoreSummary> {
         source,
         inputs.template(provisional_day()),
         &staging,
+        &opts.engine,
     );
 
     // Duplicates and judging do not depend on the cutoff: plan them once, find the day if needed.

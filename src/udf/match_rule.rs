@@ -11,12 +11,11 @@
 //! -- 2
 //! ```
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use datafusion::arrow::array::Int32Array;
 use datafusion::arrow::datatypes::DataType;
-use datafusion::common::{Result, ScalarValue, exec_err, plan_err};
+use datafusion::common::{HashMap, Result, ScalarValue, exec_err, plan_err};
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
