@@ -257,71 +257,55 @@ fn fails_cleanly(dir: &Path, args: &[&str], needles: &[&str]) {
     );
 }
 
-#[tokio::test]
-async fn a_typo_in_the_model_names_the_line() {
+/// Scores once, then edits the model (`from` becomes `to`) and expects a clean failure.
+async fn bad_model_fails_cleanly(from: &str, to: &str, needles: &[&str]) {
     let dir = inputs().await;
     assert!(run(&score_args("out"), dir.path()).status.success());
-    std::fs::write(
-        dir.path().join("model.toml"),
-        MODEL.replace("points = 20", "poinst = 20"),
-    )
-    .unwrap();
-    fails_cleanly(
-        dir.path(),
-        &score_args("out"),
+    std::fs::write(dir.path().join("model.toml"), MODEL.replace(from, to)).unwrap();
+    fails_cleanly(dir.path(), &score_args("out"), needles);
+}
+
+#[tokio::test]
+async fn a_typo_in_the_model_names_the_line() {
+    bad_model_fails_cleanly(
+        "points = 20",
+        "poinst = 20",
         &["model.toml:19:", "unknown key 'poinst'"],
-    );
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn a_value_of_the_wrong_type_names_the_line() {
-    let dir = inputs().await;
-    assert!(run(&score_args("out"), dir.path()).status.success());
-    std::fs::write(
-        dir.path().join("model.toml"),
-        MODEL.replace("half_life_days = 10", "half_life_days = \"ten\""),
-    )
-    .unwrap();
-    fails_cleanly(
-        dir.path(),
-        &score_args("out"),
+    bad_model_fails_cleanly(
+        "half_life_days = 10",
+        "half_life_days = \"ten\"",
         &[
             "model.toml:8:",
             "'half_life_days': invalid type: string \"ten\", expected a number",
         ],
-    );
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn an_undeclared_stage_names_the_line() {
-    let dir = inputs().await;
-    assert!(run(&score_args("out"), dir.path()).status.success());
-    std::fs::write(
-        dir.path().join("model.toml"),
-        MODEL.replace("stage = \"decision\"", "stage = \"purchase\""),
-    )
-    .unwrap();
-    fails_cleanly(
-        dir.path(),
-        &score_args("out"),
+    bad_model_fails_cleanly(
+        "stage = \"decision\"",
+        "stage = \"purchase\"",
         &["model.toml:15:", "\"purchase\" is not declared"],
-    );
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn a_fit_rule_on_a_missing_column_names_the_line() {
-    let dir = inputs().await;
-    assert!(run(&score_args("out"), dir.path()).status.success());
-    std::fs::write(
-        dir.path().join("model.toml"),
-        MODEL.replace("column = \"role\"", "column = \"seniority\""),
-    )
-    .unwrap();
-    fails_cleanly(
-        dir.path(),
-        &score_args("out"),
+    bad_model_fails_cleanly(
+        "column = \"role\"",
+        "column = \"seniority\"",
         &["model.toml:24:", "seniority", "leads.csv"],
-    );
+    )
+    .await;
 }
 
 #[tokio::test]
