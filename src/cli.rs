@@ -117,7 +117,8 @@ pub struct EngineArgs {
     /// Print each query's wall time to stderr as it finishes.
     #[arg(long)]
     pub timings: bool,
-    /// Print the plan (logical and physical) of query NAME, e.g. lead_activity, before running it.
+    /// Print the physical plan of query NAME (e.g. lead_activity) with each operator's rows and
+    /// time; the query runs once more for it.
     #[arg(long, value_name = "NAME")]
     pub explain: Option<String>,
 }

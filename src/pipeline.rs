@@ -89,7 +89,12 @@ impl<'a> Pipeline<'a> {
     async fn run_inner(&mut self, name: &str, kind: Kind) -> Result<()> {
         let df = self.plan(name).await?;
         if self.engine.explain.as_deref() == Some(name) {
-            df.clone().explain(false, false)?.show().await?;
+            // Runs the query once more, with metrics: rows and time per operator.
+            let plan = df.clone().explain(false, true)?.collect().await?;
+            eprintln!(
+                "{}",
+                datafusion::arrow::util::pretty::pretty_format_batches(&plan)?
+            );
         }
         if kind == Kind::View {
             let _ = self.ctx.deregister_table(name)?;
