@@ -82,19 +82,6 @@ impl Error {
             message: message.into(),
         }
     }
-
-    /// Whether the error was caused by what the user gave us (exit status 1 in the CLI) rather
-    /// than by the machine (also 1 today, kept apart so the CLI can tell them apart in messages).
-    pub fn is_user_error(&self) -> bool {
-        matches!(
-            self,
-            Error::Model { .. }
-                | Error::Input { .. }
-                | Error::Strict { .. }
-                | Error::Query { .. }
-                | Error::Config(_)
-        )
-    }
 }
 
 /// The library's result type.

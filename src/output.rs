@@ -64,12 +64,7 @@ impl Staging {
         self.dir.join("_steps").join(name)
     }
 
-    /// The staging directory itself.
-    pub fn path(&self) -> &Path {
-        &self.dir
-    }
-
-    /// Moves the staged `tables` (and any staged plain files named in `files`) into `--out`,
+    /// Moves the staged `tables` into `--out`,
     /// replacing earlier versions, then removes the staging directory.
     pub fn publish(mut self, tables: &[&str]) -> Result<()> {
         let previous = self.dir.join("_previous");

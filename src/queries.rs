@@ -116,11 +116,6 @@ impl Template {
         self.vars.insert(name.to_string(), sql.into());
     }
 
-    /// The SQL a variable expands to.
-    pub fn get(&self, name: &str) -> Option<&str> {
-        self.vars.get(name).map(String::as_str)
-    }
-
     /// Replaces every `${name}`; an unknown name is an error naming the query and the variable.
     /// Text in `--` comments is left alone, so comments may mention variables freely.
     pub fn expand(&self, query: &str, text: &str) -> Result<String> {
