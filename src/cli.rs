@@ -179,7 +179,7 @@ impl ScoreArgs {
             && self.leads.is_none()
             && self.model.is_none()
             && self.out.is_none();
-        if bare {
+        let (events, leads, model, out) = if bare {
             let dir = Path::new(FIXTURES);
             if !dir.join("model.toml").exists() {
                 return Err(Error::Usage(format!(
@@ -187,38 +187,43 @@ impl ScoreArgs {
                      pass --events, --model and --out"
                 )));
             }
-            return Ok(ScoreOptions {
-                events: dir.join("events"),
-                leads: Some(dir.join("leads.csv")).filter(|p| p.exists()),
-                model: dir.join("model.toml"),
-                as_of: self.as_of,
-                out: PathBuf::from("out"),
-                queries: self.engine.queries.clone(),
-                engine: self.engine.engine(),
-                strict: self.strict,
-            });
-        }
-        let missing: Vec<&str> = [
-            ("--events", self.events.is_none()),
-            ("--model", self.model.is_none()),
-            ("--out", self.out.is_none()),
-        ]
-        .iter()
-        .filter(|(_, m)| *m)
-        .map(|(n, _)| *n)
-        .collect();
-        if !missing.is_empty() {
-            return Err(Error::Usage(format!(
-                "score needs {} (or no arguments at all, to score ./{FIXTURES}/)",
-                missing.join(", ")
-            )));
-        }
+            (
+                dir.join("events"),
+                Some(dir.join("leads.csv")).filter(|p| p.exists()),
+                dir.join("model.toml"),
+                PathBuf::from("out"),
+            )
+        } else {
+            match (&self.events, &self.model, &self.out) {
+                (Some(events), Some(model), Some(out)) => (
+                    events.clone(),
+                    self.leads.clone(),
+                    model.clone(),
+                    out.clone(),
+                ),
+                _ => {
+                    let missing: Vec<&str> = [
+                        ("--events", self.events.is_none()),
+                        ("--model", self.model.is_none()),
+                        ("--out", self.out.is_none()),
+                    ]
+                    .iter()
+                    .filter(|(_, m)| *m)
+                    .map(|(n, _)| *n)
+                    .collect();
+                    return Err(Error::Usage(format!(
+                        "score needs {} (or no arguments at all, to score ./{FIXTURES}/)",
+                        missing.join(", ")
+                    )));
+                }
+            }
+        };
         Ok(ScoreOptions {
-            events: self.events.clone().expect("checked"),
-            leads: self.leads.clone(),
-            model: self.model.clone().expect("checked"),
+            events,
+            leads,
+            model,
             as_of: self.as_of,
-            out: self.out.clone().expect("checked"),
+            out,
             queries: self.engine.queries.clone(),
             engine: self.engine.engine(),
             strict: self.strict,

@@ -60,7 +60,6 @@ impl IdKind {
 pub struct EventFile {
     pub path: PathBuf,
     pub rows: u64,
-    pub bytes: u64,
 }
 
 /// What we learned about the events input before running anything.
@@ -73,10 +72,6 @@ pub struct EventsInput {
     pub partition_keys: Vec<String>,
     pub lead_id: IdKind,
     pub event_id: Option<IdKind>,
-    /// Which optional columns exist in at least one file (or as a partition key).
-    pub has_asset: bool,
-    pub has_product: bool,
-    pub has_value: bool,
 }
 
 impl EventsInput {
@@ -141,13 +136,12 @@ fn partition_keys_of(root: &Path, file: &Path) -> Vec<String> {
 }
 
 /// Reads one file's footer: its Arrow schema and row count.
-fn footer(path: &Path) -> Result<(SchemaRef, u64, u64)> {
+fn footer(path: &Path) -> Result<(SchemaRef, u64)> {
     let file = File::open(path).map_err(|e| Error::input(path, format!("cannot open: {e}")))?;
-    let bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
     let builder = ParquetRecordBatchReaderBuilder::try_new(file)
         .map_err(|e| Error::input(path, format!("not a Parquet file ({e})")))?;
     let rows = builder.metadata().file_metadata().num_rows().max(0) as u64;
-    Ok((builder.schema().clone(), rows, bytes))
+    Ok((builder.schema().clone(), rows))
 }
 
 /// Finds and checks the events input: every file must be Parquet and carry `lead_id`, `ts` and
@@ -170,9 +164,6 @@ pub fn inspect_events(path: &Path) -> Result<EventsInput> {
         partition_keys: partition_keys.clone(),
         lead_id: IdKind::Text,
         event_id: None,
-        has_asset: partition_keys.iter().any(|k| k == "asset"),
-        has_product: partition_keys.iter().any(|k| k == "product"),
-        has_value: false,
     };
     let mut lead_kind: Option<(IdKind, PathBuf)> = partition_keys
         .iter()
@@ -203,7 +194,7 @@ pub fn inspect_events(path: &Path) -> Result<EventsInput> {
                 "not a Parquet file: files in an events directory must end in .parquet",
             ));
         }
-        let (schema, rows, bytes) = footer(&p)?;
+        let (schema, rows) = footer(&p)?;
         let column = |name: &str| {
             schema
                 .field_with_name(name)
@@ -228,24 +219,7 @@ pub fn inspect_events(path: &Path) -> Result<EventsInput> {
             )
         };
         if let Some(t) = column("lead_id") {
-            let kind = IdKind::of(&t).ok_or_else(|| wrong("lead_id", &t, "Utf8 or Int64"))?;
-            match &lead_kind {
-                Some((k, other)) if *k != kind => {
-                    return Err(Error::input(
-                        &p,
-                        format!(
-                            "column `lead_id` has type {t}, but it is {} in {}",
-                            if *k == IdKind::Int {
-                                "an integer"
-                            } else {
-                                "text"
-                            },
-                            other.display()
-                        ),
-                    ));
-                }
-                _ => lead_kind = Some((kind, p.clone())),
-            }
+            same_id_kind("lead_id", &t, &p, &mut lead_kind)?;
         }
         if let Some(t) = column("ts")
             && !matches!(t, DataType::Timestamp(_, _))
@@ -260,38 +234,54 @@ pub fn inspect_events(path: &Path) -> Result<EventsInput> {
                 return Err(wrong(name, &t, "Utf8 text"));
             }
         }
-        if let Some(t) = column("value") {
-            if !(t.is_numeric() || t == DataType::Null) {
-                return Err(wrong("value", &t, "Float64"));
-            }
-            input.has_value = true;
+        if let Some(t) = column("value")
+            && !(t.is_numeric() || t == DataType::Null)
+        {
+            return Err(wrong("value", &t, "Float64"));
         }
         if let Some(t) = column("event_id") {
-            let kind = IdKind::of(&t).ok_or_else(|| wrong("event_id", &t, "Utf8 or Int64"))?;
-            match &event_kind {
-                Some((k, other)) if *k != kind => {
-                    return Err(Error::input(
-                        &p,
-                        format!(
-                            "column `event_id` has type {t}, which differs from its type in {}",
-                            other.display()
-                        ),
-                    ));
-                }
-                _ => event_kind = Some((kind, p.clone())),
-            }
+            same_id_kind("event_id", &t, &p, &mut event_kind)?;
         }
-        input.has_asset |= column("asset").is_some();
-        input.has_product |= column("product").is_some();
-        input.files.push(EventFile {
-            path: p,
-            rows,
-            bytes,
-        });
+        input.files.push(EventFile { path: p, rows });
     }
     input.lead_id = lead_kind.map_or(IdKind::Text, |(k, _)| k);
     input.event_id = event_kind.map(|(k, _)| k);
     Ok(input)
+}
+
+/// Checks that id column `name` of `file` is text or an integer, and of the same kind as in the
+/// files seen before (`seen`: the kind and the first file that had it).
+fn same_id_kind(
+    name: &str,
+    t: &DataType,
+    file: &Path,
+    seen: &mut Option<(IdKind, PathBuf)>,
+) -> Result<()> {
+    let kind = IdKind::of(t).ok_or_else(|| {
+        Error::input(
+            file,
+            format!("column `{name}` has type {t}; expected Utf8 or Int64"),
+        )
+    })?;
+    match seen {
+        Some((k, other)) if *k != kind => Err(Error::input(
+            file,
+            format!(
+                "column `{name}` has type {t}, but it is {} in {}",
+                if *k == IdKind::Int {
+                    "an integer"
+                } else {
+                    "text"
+                },
+                other.display()
+            ),
+        )),
+        Some(_) => Ok(()),
+        None => {
+            *seen = Some((kind, file.to_path_buf()));
+            Ok(())
+        }
+    }
 }
 
 fn names(schema: &Schema) -> String {
