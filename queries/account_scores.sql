@@ -1,4 +1,5 @@
--- account_scores (output): one row per account with at least one lead (SPEC §4.7).
+-- account_scores (output): one row per snapshot day and account with at least one lead
+-- (SPEC §4.7). `backfill` writes this as account_score_history, one partition per day.
 --
 -- score: the model's [account] aggregate ("sum", "max" or "mean") of the members' scores.
 --   stable_sum() adds in an order fixed by the values, so reruns agree bit for bit.
@@ -15,6 +16,7 @@ with members as (
 
 accounts as (
     select
+        as_of,
         account_id,
         case '${account_aggregate}'
             when 'max' then max(score)
@@ -30,11 +32,11 @@ accounts as (
         count(*) filter (where nps_class = 'detractor') as detractors,
         count(nps_class) as respondents
     from members
-    group by account_id
+    group by as_of, account_id
 )
 
 select
-    ${as_of} as as_of,
+    a.as_of,
     a.account_id,
     a.score,
     a.leads,
@@ -49,4 +51,4 @@ select
     end as nps
 from accounts a
 left join ${stage_table} st on st.stage_rank = a.stage_rank
-order by a.account_id
+order by a.as_of, a.account_id

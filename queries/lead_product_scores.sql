@@ -2,16 +2,17 @@
 -- cutoff: the product-interest score of SPEC §4.3, computed by lead_fold() in lead_activity.
 with exploded as (
     select
+        as_of,
         lead_id,
-        unnest(fold['products']) as product,
-        unnest(fold['product_scores']) as score
+        unnest(products) as product,
+        unnest(product_scores) as score
     from lead_activity
 )
 
 select
-    ${as_of} as as_of,
+    as_of,
     lead_id,
     product,
     score
 from exploded
-order by lead_id, product
+order by as_of, lead_id, product

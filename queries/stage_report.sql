@@ -1,5 +1,6 @@
--- stage_report (output): one row per declared stage, in the model's order, plus a last row with
--- a null stage for leads without one. share = leads / all leads of lead_scores.
+-- stage_report (output): per snapshot day, one row per declared stage, in the model's order, plus
+-- a last row with a null stage for leads without one. share = leads / all leads of lead_scores
+-- that day (null when there are none).
 with stages as (
     select stage_rank, stage from ${stage_table}
     union all
@@ -7,21 +8,24 @@ with stages as (
 ),
 
 counts as (
-    select stage, count(*) as leads
+    select as_of, stage, count(*) as leads
     from lead_scores
-    group by stage
+    group by as_of, stage
 ),
 
 total as (
-    select count(*) as all_leads from lead_scores
+    select as_of, count(*) as all_leads
+    from lead_scores
+    group by as_of
 )
 
 select
-    ${as_of} as as_of,
+    d.as_of,
     s.stage,
     coalesce(c.leads, 0) as leads,
     cast(coalesce(c.leads, 0) as double) / nullif(t.all_leads, 0) as share
-from stages s
-left join counts c on c.stage is not distinct from s.stage
-cross join total t
-order by s.stage_rank nulls last
+from ${snapshots} d
+cross join stages s
+left join counts c on c.as_of = d.as_of and c.stage is not distinct from s.stage
+left join total t on t.as_of = d.as_of
+order by d.as_of, s.stage_rank nulls last

@@ -5,6 +5,7 @@
 //! Times are microseconds since the Unix epoch (UTC); durations in days are real numbers,
 //! `(t2 - t1) / 86 400 s`.
 
+use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
 /// Microseconds in one day.
@@ -122,6 +123,57 @@ pub struct Crossing {
     pub threshold: f64,
 }
 
+/// A running fold (SPEC §4.2): the score `S` and the time of the last event, fed instant by
+/// instant in time order, readable at any later cutoff without being consumed.
+#[derive(Clone, Copy, Debug)]
+pub struct Folder {
+    /// The score right after the last event.
+    pub score: f64,
+    /// The time of the last event, if any.
+    pub last: Option<i64>,
+}
+
+impl Default for Folder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Folder {
+    /// A fold before any event: `S = 0`, no last event.
+    pub const fn new() -> Self {
+        Folder {
+            score: 0.0,
+            last: None,
+        }
+    }
+
+    /// Decays the score up to instant `t` (no decay before the first event); events at `t` are
+    /// then added with [`Folder::add`].
+    #[inline]
+    pub fn advance(&mut self, t: i64, decay: &Decay, floor: f64) {
+        if let Some(prev) = self.last {
+            self.score = decay.apply(self.score, days_between(prev, t), floor);
+        }
+        self.last = Some(t);
+    }
+
+    /// Adds an event's points at the current instant.
+    #[inline]
+    pub fn add(&mut self, points: f64) {
+        self.score += points;
+    }
+
+    /// The score decayed up to `cutoff`; 0 without events.
+    #[inline]
+    pub fn at(&self, cutoff: i64, decay: &Decay, floor: f64) -> f64 {
+        match self.last {
+            Some(prev) => decay.apply(self.score, days_between(prev, cutoff), floor),
+            None => self.score,
+        }
+    }
+}
+
 /// Folds events that are sorted by time (ties in any fixed order) into a score at `cutoff_us`.
 ///
 /// Events that share a timestamp are applied together: zero idle days decay nothing, and a
@@ -137,32 +189,25 @@ pub fn fold_sorted(
     crossing: Option<Crossing>,
 ) -> FoldOutcome {
     debug_assert_eq!(ts.len(), points.len());
-    let mut s = 0.0f64;
-    let mut last: Option<i64> = None;
+    let mut fold = Folder::new();
     let mut crossed_at = None;
     let mut i = 0;
     while i < ts.len() {
         let t = ts[i];
-        if let Some(prev) = last {
-            s = decay.apply(s, days_between(prev, t), floor);
-        }
+        fold.advance(t, decay, floor);
         while i < ts.len() && ts[i] == t {
-            s += points[i];
+            fold.add(points[i]);
             i += 1;
         }
-        last = Some(t);
         if crossed_at.is_none()
             && let Some(c) = crossing
-            && c.fit + s >= c.threshold
+            && c.fit + fold.score >= c.threshold
         {
             crossed_at = Some(t);
         }
     }
-    if let Some(prev) = last {
-        s = decay.apply(s, days_between(prev, cutoff_us), floor);
-    }
     FoldOutcome {
-        score: s,
+        score: fold.at(cutoff_us, decay, floor),
         crossed_at,
     }
 }
@@ -178,6 +223,60 @@ pub fn sort_events(events: &mut [(i64, f64)]) {
 #[inline]
 fn key_le(a: (i64, f64), b: (i64, f64)) -> bool {
     a.0 < b.0 || (a.0 == b.0 && a.1.total_cmp(&b.1).is_le())
+}
+
+/// The days a run scores as of: `from`, `from + every_days`, … up to `to` (inclusive when it
+/// falls on the step). `score` has one; `backfill` one per snapshot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Snapshots {
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    pub every_days: u32,
+}
+
+impl Snapshots {
+    /// The single day `day`.
+    pub fn one(day: NaiveDate) -> Self {
+        Snapshots {
+            from: day,
+            to: day,
+            every_days: 1,
+        }
+    }
+
+    /// Every snapshot day, in order.
+    pub fn days(&self) -> Vec<NaiveDate> {
+        let step = chrono::Days::new(u64::from(self.every_days.max(1)));
+        let mut out = Vec::new();
+        let mut d = self.from;
+        while d <= self.to {
+            out.push(d);
+            match d.checked_add_days(step) {
+                Some(next) => d = next,
+                None => break,
+            }
+        }
+        out
+    }
+
+    /// The cutoff of each snapshot (the start of the next day), in microseconds.
+    pub fn cutoffs(&self) -> Vec<i64> {
+        self.days().into_iter().map(cutoff_micros).collect()
+    }
+}
+
+/// The cutoff `C` for as-of day `d`: the start of day `d + 1`, in microseconds (UTC).
+pub fn cutoff_micros(as_of: NaiveDate) -> i64 {
+    let next = as_of.succ_opt().unwrap_or(as_of);
+    next.and_hms_opt(0, 0, 0)
+        .expect("midnight exists")
+        .and_utc()
+        .timestamp_micros()
+}
+
+/// Days since 1970-01-01 (Arrow's Date32) of a date.
+pub fn epoch_days(d: NaiveDate) -> i32 {
+    (d - NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date")).num_days() as i32
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::array::{Array, RecordBatch};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::dataframe::DataFrame;
@@ -155,6 +155,96 @@ fn properties(packing: Packing) -> WriterProperties {
         .build()
 }
 
+/// The column a history table is partitioned by.
+pub const PARTITION_COLUMN: &str = "as_of";
+
+fn create_file(
+    path: &Path,
+    schema: &SchemaRef,
+    packing: Packing,
+) -> Result<ArrowWriter<std::fs::File>> {
+    let file = std::fs::File::create(path)
+        .map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
+    Ok(ArrowWriter::try_new(
+        file,
+        schema.clone(),
+        Some(properties(packing)),
+    )?)
+}
+
+/// Runs `df`, whose rows must come ordered by the Date32 column `as_of`, and writes them as a
+/// hive-partitioned table: `dir/as_of=YYYY-MM-DD/part-00000.parquet`, the files without the
+/// `as_of` column. Returns the files' schema and the row count.
+pub async fn write_parquet_by_day(
+    df: DataFrame,
+    dir: &Path,
+    packing: Packing,
+) -> Result<(SchemaRef, u64)> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+    let full = written_schema(df.schema().as_arrow());
+    let day_index = full.index_of(PARTITION_COLUMN).map_err(|_| {
+        Error::Config(format!(
+            "a history table needs an `{PARTITION_COLUMN}` column"
+        ))
+    })?;
+    let mut fields: Vec<Field> = full.fields().iter().map(|f| f.as_ref().clone()).collect();
+    fields.remove(day_index);
+    let schema: SchemaRef = Arc::new(Schema::new_with_metadata(fields, full.metadata().clone()));
+    let mut stream = df.execute_stream().await?;
+    let mut current: Option<(i32, ArrowWriter<std::fs::File>)> = None;
+    let mut rows = 0u64;
+    while let Some(batch) = stream.next().await {
+        let batch = convert(&batch?, &full)?;
+        let days = batch.column(day_index);
+        let days = days
+            .as_any()
+            .downcast_ref::<datafusion::arrow::array::Date32Array>()
+            .ok_or_else(|| Error::Config(format!("`{PARTITION_COLUMN}` must be a date")))?;
+        let mut batch = batch.clone();
+        batch.remove_column(day_index);
+        let mut start = 0;
+        while start < batch.num_rows() {
+            if days.is_null(start) {
+                return Err(Error::Config(format!(
+                    "a history row has no `{PARTITION_COLUMN}`"
+                )));
+            }
+            let day = days.value(start);
+            let mut end = start + 1;
+            while end < batch.num_rows() && days.is_valid(end) && days.value(end) == day {
+                end += 1;
+            }
+            if current.as_ref().is_none_or(|(d, _)| *d != day) {
+                if let Some((seen, writer)) = current.take() {
+                    if day < seen {
+                        return Err(Error::Config(format!(
+                            "history rows must come ordered by `{PARTITION_COLUMN}`"
+                        )));
+                    }
+                    writer.close()?;
+                }
+                let date = datafusion::arrow::temporal_conversions::date32_to_datetime(day)
+                    .map(|t| t.date().to_string())
+                    .unwrap_or_else(|| day.to_string());
+                let part = dir.join(format!("{PARTITION_COLUMN}={date}"));
+                std::fs::create_dir_all(&part)
+                    .map_err(|e| Error::io(format!("creating {}", part.display()), e))?;
+                let writer = create_file(&part.join("part-00000.parquet"), &schema, packing)?;
+                current = Some((day, writer));
+            }
+            let (_, writer) = current.as_mut().expect("opened above");
+            writer.write(&batch.slice(start, end - start))?;
+            rows += (end - start) as u64;
+            start = end;
+        }
+    }
+    if let Some((_, writer)) = current {
+        writer.close()?;
+    }
+    Ok((schema, rows))
+}
+
 /// Runs `df` and writes its rows as Parquet files `part-NNNNN.parquet` in `dir`, one per output
 /// partition that has rows (at least one file, so an empty table still has its schema).
 /// Returns the written schema and the row count.
@@ -180,13 +270,7 @@ pub async fn write_parquet(
                     continue;
                 }
                 if writer.is_none() {
-                    let file = std::fs::File::create(&path)
-                        .map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
-                    writer = Some(ArrowWriter::try_new(
-                        file,
-                        schema.clone(),
-                        Some(properties(packing)),
-                    )?);
+                    writer = Some(create_file(&path, &schema, packing)?);
                 }
                 rows += batch.num_rows() as u64;
                 writer.as_mut().expect("opened above").write(&batch)?;
@@ -208,10 +292,7 @@ pub async fn write_parquet(
         .next()
         .is_some();
     if !any_file {
-        let path = dir.join("part-00000.parquet");
-        let file = std::fs::File::create(&path)
-            .map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
-        ArrowWriter::try_new(file, schema.clone(), Some(properties(packing)))?.close()?;
+        create_file(&dir.join("part-00000.parquet"), &schema, packing)?.close()?;
     }
     Ok((schema, rows))
 }

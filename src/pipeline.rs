@@ -4,6 +4,7 @@
 //! same way on one machine or a cluster.
 
 use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::DataType;
 use datafusion::dataframe::DataFrame;
 use datafusion::execution::context::SQLOptions;
 use datafusion::execution::options::ParquetReadOptions;
@@ -12,7 +13,7 @@ use datafusion::prelude::SessionContext;
 use crate::context::EngineOptions;
 use crate::error::{Error, Result};
 use crate::input::dir_url;
-use crate::output::{Packing, Staging, write_parquet};
+use crate::output::{PARTITION_COLUMN, Packing, Staging, write_parquet, write_parquet_by_day};
 use crate::queries::{Kind, QuerySource, Template};
 
 /// One run of query files against a session.
@@ -101,23 +102,28 @@ impl<'a> Pipeline<'a> {
             self.ctx.register_table(name, df.into_view())?;
             return Ok(());
         }
-        let (dir, packing) = match kind {
-            Kind::Step => (self.staging.step_dir(name), Packing::Scratch),
-            _ => (self.staging.table_dir(name), Packing::Published),
+        let (dir, packing, partitioned) = match kind {
+            Kind::Step => (self.staging.step_dir(name), Packing::Scratch, false),
+            Kind::History(table) => (self.staging.table_dir(table), Packing::Published, true),
+            _ => (self.staging.table_dir(name), Packing::Published, false),
         };
-        let (schema, rows) = write_parquet(df, &dir, packing)
-            .await
-            .map_err(|e| match e {
-                Error::Engine(e) => query_error(name, e),
-                other => other,
-            })?;
+        let written = if partitioned {
+            write_parquet_by_day(df, &dir, packing).await
+        } else {
+            write_parquet(df, &dir, packing).await
+        };
+        let (schema, rows) = written.map_err(|e| match e {
+            Error::Engine(e) => query_error(name, e),
+            other => other,
+        })?;
         let _ = self.ctx.deregister_table(name)?;
+        let mut options = ParquetReadOptions::default().schema(&schema);
+        let partition_cols = [(PARTITION_COLUMN.to_string(), DataType::Date32)];
+        if partitioned {
+            options = options.table_partition_cols(partition_cols.to_vec());
+        }
         self.ctx
-            .register_parquet(
-                name,
-                dir_url(&dir),
-                ParquetReadOptions::default().schema(&schema),
-            )
+            .register_parquet(name, dir_url(&dir), options)
             .await?;
         self.written.push((name.to_string(), rows));
         Ok(())

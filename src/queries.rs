@@ -9,11 +9,10 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use chrono::NaiveDate;
-
 use crate::error::{Error, Result};
-use crate::fold::MICROS_PER_DAY;
+use crate::fold::{MICROS_PER_DAY, Snapshots, cutoff_micros};
 use crate::model::{FitTest, Model};
+use crate::udf::lead_fold::FoldSpec;
 use crate::udf::match_rule::RulePattern;
 
 macro_rules! embed {
@@ -29,6 +28,7 @@ pub const EMBEDDED: &[(&str, &str)] = embed!(
     "judged_events",
     "latest_event",
     "lead_fit",
+    "lead_fits",
     "lead_activity",
     "lead_scores",
     "lead_product_scores",
@@ -46,20 +46,39 @@ pub enum Kind {
     Step,
     /// Written to the staging area, registered, and published into `--out` at the end.
     Output,
+    /// Like `Output`, but published under the given table name, hive-partitioned by `as_of`
+    /// (one directory per snapshot day). Later queries still read it by the query's name.
+    History(&'static str),
 }
 
-/// The `score` pipeline, in order. `latest_event` is run separately, only without `--as-of`.
-pub const SCORE_PIPELINE: &[(&str, Kind)] = &[
+/// Finding duplicates and judging rows: the same for every cutoff.
+pub const JUDGE_PIPELINE: &[(&str, Kind)] = &[
     ("duplicate_events", Kind::Step),
     ("kept_events", Kind::View),
     ("judged_events", Kind::View),
+];
+
+/// The `score` pipeline after [`JUDGE_PIPELINE`] (`latest_event` runs between the two, and only
+/// without `--as-of`).
+pub const SCORE_PIPELINE: &[(&str, Kind)] = &[
     ("lead_fit", Kind::View),
+    ("lead_fits", Kind::View),
     ("rejects", Kind::Output),
     ("lead_activity", Kind::Step),
     ("lead_scores", Kind::Output),
     ("lead_product_scores", Kind::Output),
     ("account_scores", Kind::Output),
     ("stage_report", Kind::Output),
+];
+
+/// The `backfill` pipeline after [`JUDGE_PIPELINE`]: the same queries over many snapshot days.
+pub const BACKFILL_PIPELINE: &[(&str, Kind)] = &[
+    ("lead_fit", Kind::View),
+    ("lead_fits", Kind::View),
+    ("rejects", Kind::Output),
+    ("lead_activity", Kind::View),
+    ("lead_scores", Kind::History("lead_score_history")),
+    ("account_scores", Kind::History("account_score_history")),
 ];
 
 /// Where query text comes from.
@@ -155,16 +174,37 @@ impl Template {
         Ok(out)
     }
 
-    /// The variables every scoring query may use, for `model` at cutoff day `as_of`.
-    pub fn for_model(model: &Model, as_of: NaiveDate) -> Template {
+    /// The variables every scoring query may use, for `model` at the snapshot days of
+    /// `snapshots` (one day for `score`).
+    ///
+    /// `${snapshots}` is a table of `as_of` (Date32), `cutoff` and `cold_since` (timestamps), one
+    /// row per snapshot; `${fold}` the parameters of `lead_fold` for them.
+    pub fn for_model(model: &Model, snapshots: &Snapshots, products: bool) -> Template {
         let mut t = Template::default();
-        let cutoff = cutoff_micros(as_of);
-        t.set("as_of", format!("date '{as_of}'"));
-        t.set("cutoff", timestamp_literal(cutoff));
+        let days = snapshots.days();
         let cold_micros = (model.cold_days * MICROS_PER_DAY).round() as i64;
-        t.set("cold_since", timestamp_literal(cutoff - cold_micros));
+        let rows: Vec<String> = days
+            .iter()
+            .map(|d| {
+                let cutoff = cutoff_micros(*d);
+                format!(
+                    "(date '{d}', {}, {})",
+                    timestamp_literal(cutoff),
+                    timestamp_literal(cutoff - cold_micros)
+                )
+            })
+            .collect();
+        t.set(
+            "snapshots",
+            format!(
+                "(select * from (values {}) as snapshot_days(as_of, cutoff, cold_since))",
+                rows.join(", ")
+            ),
+        );
+        let last = days.last().copied().unwrap_or(snapshots.to);
+        t.set("last_cutoff", timestamp_literal(cutoff_micros(last)));
+        t.set("first_as_of", format!("date '{}'", snapshots.from));
         t.set("threshold", float(model.threshold));
-        t.set("floor_points", float(model.floor_points()));
         t.set("account_threshold", float(model.account_threshold));
         t.set("account_aggregate", model.account_aggregate.as_str());
         t.set(
@@ -172,7 +212,15 @@ impl Template {
             format!("cast({} as bigint)", model.version),
         );
         t.set("model_name", string(&model.name));
-        t.set("decay", string(&model.decay.to_json()));
+        let spec = FoldSpec::new(
+            model.threshold,
+            model.floor_points(),
+            model.decay,
+            snapshots,
+            model.stages.len(),
+            products,
+        );
+        t.set("fold", string(&spec.to_json()));
         let patterns: Vec<RulePattern> = model
             .actions
             .iter()
@@ -194,34 +242,36 @@ impl Template {
                 .enumerate()
                 .map(|(i, s)| f(i + 1, s))
                 .collect::<Vec<_>>()
-                .join("\n    ")
+                .join("\n        ")
         };
         t.set(
-            "tally_counts",
-            tallies(&|rank, s| {
-                format!("count(*) filter (where e.stage_rank = {rank}) as tally_{s},")
-            }),
-        );
-        t.set(
             "tally_values",
-            tallies(&|_, s| format!("coalesce(a.tally_{s}, 0) as tally_{s},")),
+            tallies(&|rank, s| format!("coalesce(a.tallies[{rank}], 0) as tally_{s},")),
         );
         t.set("tally_columns", tallies(&|_, s| format!("s.tally_{s},")));
         t
     }
 
-    /// Adds `${fit}`: the fit score of a row of `leads`, summed over the model's fit rules.
-    pub fn set_fit(&mut self, model: &Model, has_leads: bool, as_of: NaiveDate) {
+    /// Adds `${fit}`: the fit score of a row `l` of `leads` at the cutoff of snapshot row `s`,
+    /// summed over the model's fit rules; and `${dated_fit}`: whether it can differ between
+    /// snapshots (a `within_days` rule and more than one snapshot).
+    pub fn set_fit(&mut self, model: &Model, has_leads: bool, snapshots: &Snapshots) {
+        let dated = has_leads
+            && snapshots.days().len() > 1
+            && model
+                .fits
+                .iter()
+                .any(|r| matches!(r.test, FitTest::WithinDays(_)));
+        self.set("dated_fit", dated.to_string());
         if !has_leads || model.fits.is_empty() {
             self.set("fit", "cast(0 as double)");
             return;
         }
-        let cutoff = cutoff_micros(as_of);
         let terms: Vec<String> = model
             .fits
             .iter()
             .map(|rule| {
-                let c = format!("\"{}\"", rule.column.replace('"', "\"\""));
+                let c = format!("l.\"{}\"", rule.column.replace('"', "\"\""));
                 let test = match &rule.test {
                     FitTest::In(values) => format!(
                         "lower(trim(cast({c} as varchar))) in ({})",
@@ -243,11 +293,10 @@ impl Template {
                         parts.join(" and ")
                     }
                     FitTest::WithinDays(days) => {
-                        let until = cutoff + (days * MICROS_PER_DAY).round() as i64;
+                        let span = (days * MICROS_PER_DAY).round() as i64;
                         format!(
-                            "try_cast({c} as timestamp) between {} and {}",
-                            timestamp_literal(cutoff),
-                            timestamp_literal(until)
+                            "try_cast({c} as timestamp) between s.cutoff and s.cutoff + \
+                             arrow_cast({span}, 'Duration(Microsecond)')"
                         )
                     }
                 };
@@ -259,15 +308,6 @@ impl Template {
             format!("cast({} as double)", terms.join("\n        + ")),
         );
     }
-}
-
-/// The cutoff `C` for as-of day `d`: the start of day `d + 1`, in microseconds (UTC).
-pub fn cutoff_micros(as_of: NaiveDate) -> i64 {
-    let next = as_of.succ_opt().unwrap_or(as_of);
-    next.and_hms_opt(0, 0, 0)
-        .expect("midnight exists")
-        .and_utc()
-        .timestamp_micros()
 }
 
 /// A SQL literal of type Timestamp(µs, "UTC").
@@ -362,14 +402,18 @@ mod tests {
 
     #[test]
     fn cutoff_is_the_next_midnight() {
-        let d = NaiveDate::from_ymd_opt(2026, 9, 1).unwrap();
+        let d = chrono::NaiveDate::from_ymd_opt(2026, 9, 1).unwrap();
         assert_eq!(cutoff_micros(d), 1_788_307_200_000_000);
         assert!(timestamp_literal(cutoff_micros(d)).contains("2026-09-02T00:00:00.000000Z"));
     }
 
     #[test]
     fn every_pipeline_query_is_embedded() {
-        for (name, _) in SCORE_PIPELINE {
+        for (name, _) in JUDGE_PIPELINE
+            .iter()
+            .chain(SCORE_PIPELINE)
+            .chain(BACKFILL_PIPELINE)
+        {
             assert!(QuerySource::default().text(name).is_ok(), "{name}");
         }
     }

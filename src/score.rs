@@ -11,11 +11,12 @@ use datafusion::prelude::SessionContext;
 
 use crate::context::{EngineOptions, session};
 use crate::error::{Error, Result};
+use crate::fold::Snapshots;
 use crate::input::{self, EventsInput, LeadsInput};
 use crate::model::Model;
 use crate::output::Staging;
 use crate::pipeline::{Pipeline, count};
-use crate::queries::{Kind, QuerySource, SCORE_PIPELINE, Template};
+use crate::queries::{JUDGE_PIPELINE, QuerySource, SCORE_PIPELINE, Template};
 
 /// What `score` needs.
 #[derive(Clone, Debug)]
@@ -94,10 +95,11 @@ impl Inputs {
         })
     }
 
-    /// The scoring template for day `as_of`.
-    pub fn template(&self, as_of: NaiveDate) -> Template {
-        let mut t = Template::for_model(&self.model, as_of);
-        t.set_fit(&self.model, self.leads.path.is_some(), as_of);
+    /// The scoring template for the snapshot days of `snapshots`; `products` asks for the
+    /// per-product folds.
+    pub fn template(&self, snapshots: &Snapshots, products: bool) -> Template {
+        let mut t = Template::for_model(&self.model, snapshots, products);
+        t.set_fit(&self.model, self.leads.path.is_some(), snapshots);
         t
     }
 }
@@ -135,25 +137,19 @@ pub async fn score(opts: &ScoreOptions) -> Result<ScoreSummary> {
     let mut pipeline = Pipeline::new(
         &inputs.ctx,
         source,
-        inputs.template(provisional_day()),
+        inputs.template(&Snapshots::one(provisional_day()), true),
         &staging,
         &opts.engine,
     );
 
-    // Duplicates and judging do not depend on the cutoff: plan them once, find the day if needed.
-    let (before_cutoff, after_cutoff) = SCORE_PIPELINE.split_at(4);
-    pipeline.run_all(before_cutoff).await?;
+    // Duplicates and judging do not depend on the cutoff: run them once, find the day if needed.
+    pipeline.run_all(JUDGE_PIPELINE).await?;
     let as_of = match opts.as_of {
         Some(d) => d,
         None => latest_event_day(&pipeline, &inputs.events).await?,
     };
-    pipeline.template = inputs.template(as_of);
-    for (name, kind) in before_cutoff {
-        if *kind == Kind::View {
-            pipeline.run(name, *kind).await?;
-        }
-    }
-    pipeline.run_all(after_cutoff).await?;
+    pipeline.template = inputs.template(&Snapshots::one(as_of), true);
+    pipeline.run_all(SCORE_PIPELINE).await?;
 
     let ctx = &inputs.ctx;
     let mut summary = ScoreSummary {

@@ -76,26 +76,6 @@ pub(crate) fn literal_text(value: &ScalarValue, function: &str, what: &str) -> R
     }
 }
 
-/// A constant number argument.
-pub(crate) fn literal_f64(value: &ScalarValue, function: &str, what: &str) -> Result<f64> {
-    match value.cast_to(&DataType::Float64)? {
-        ScalarValue::Float64(Some(v)) => Ok(v),
-        other => plan_err!("{function}: {what} must be a constant number, not {other:?}"),
-    }
-}
-
-/// A constant instant, in microseconds since the epoch (UTC).
-pub(crate) fn literal_micros(value: &ScalarValue, function: &str, what: &str) -> Result<i64> {
-    let micros = value.cast_to(&DataType::Timestamp(
-        datafusion::arrow::datatypes::TimeUnit::Microsecond,
-        Some("UTC".into()),
-    ))?;
-    match micros {
-        ScalarValue::TimestampMicrosecond(Some(v), _) => Ok(v),
-        other => plan_err!("{function}: {what} must be a constant timestamp, not {other:?}"),
-    }
-}
-
 /// Views an argument that was coerced to Utf8View.
 pub(crate) fn string_view(array: &ArrayRef, function: &str) -> Result<StringViewArray> {
     match array.data_type() {
