@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use chrono::NaiveDate;
 use clap::{Args, Parser, Subcommand};
 
+use crate::backfill::{BackfillOptions, BackfillSummary, Every, backfill};
 use crate::context::{EngineOptions, parse_size};
 use crate::error::{Error, Result};
 use crate::generate::{GenerateOptions, IdType, LeadsFormat, generate};
@@ -24,6 +25,9 @@ pub struct Cli {
 pub enum Command {
     /// Score every lead and account as of one day (with no arguments: the shipped fixtures).
     Score(ScoreArgs),
+    /// Score every lead and account at every day (or week) of a range, in one pass: writes
+    /// lead_score_history and account_score_history, partitioned by as_of.
+    Backfill(BackfillArgs),
     /// Write deterministic, realistic synthetic events, leads and outcomes.
     Generate(GenerateArgs),
 }
@@ -231,6 +235,58 @@ impl ScoreArgs {
     }
 }
 
+/// `leadscore backfill`.
+#[derive(Debug, Args)]
+pub struct BackfillArgs {
+    /// Events: a Parquet file or a directory of them (hive partitions allowed).
+    #[arg(long, value_name = "PATH")]
+    pub events: PathBuf,
+    /// Leads: a Parquet or CSV file with lead_id, account_id and attribute columns.
+    #[arg(long, value_name = "PATH")]
+    pub leads: Option<PathBuf>,
+    /// The model file (TOML).
+    #[arg(long, value_name = "FILE")]
+    pub model: PathBuf,
+    /// The first snapshot day.
+    #[arg(long, value_name = "DATE", value_parser = parse_day)]
+    pub from: NaiveDate,
+    /// The last snapshot day (included when it falls on the step).
+    #[arg(long, value_name = "DATE", value_parser = parse_day)]
+    pub to: NaiveDate,
+    /// The step between snapshot days: day or week.
+    #[arg(long, value_name = "STEP", default_value = "day", value_parser = parse_every)]
+    pub every: Every,
+    /// Output directory; its tables are replaced only when the whole run succeeds.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Fail, publishing nothing, when any input row is rejected.
+    #[arg(long)]
+    pub strict: bool,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+}
+
+fn parse_every(s: &str) -> std::result::Result<Every, String> {
+    s.parse().map_err(|e: Error| e.to_string())
+}
+
+impl BackfillArgs {
+    fn options(&self) -> BackfillOptions {
+        BackfillOptions {
+            events: self.events.clone(),
+            leads: self.leads.clone(),
+            model: self.model.clone(),
+            from: self.from,
+            to: self.to,
+            every: self.every,
+            out: self.out.clone(),
+            queries: self.engine.queries.clone(),
+            engine: self.engine.engine(),
+            strict: self.strict,
+        }
+    }
+}
+
 fn thousands(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::new();
@@ -243,6 +299,48 @@ fn thousands(n: u64) -> String {
     out
 }
 
+fn reasons_text(reasons: &[(String, u64)]) -> String {
+    if reasons.is_empty() {
+        return String::new();
+    }
+    format!(
+        " ({})",
+        reasons
+            .iter()
+            .map(|(r, n)| format!("{} {r}", thousands(*n)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
+fn print_backfill_summary(s: &BackfillSummary, every: Every, out: &Path) {
+    let day = |d: Option<NaiveDate>| d.map_or("?".to_string(), |d| d.to_string());
+    eprintln!(
+        "backfilled {} {} snapshots ({} to {}): {} lead rows, {} account rows from {} input rows",
+        s.snapshots,
+        match every {
+            Every::Day => "daily",
+            Every::Week => "weekly",
+        },
+        day(s.first),
+        day(s.last),
+        thousands(s.lead_rows),
+        thousands(s.account_rows),
+        thousands(s.input_rows)
+    );
+    eprintln!(
+        "{} rows rejected{}, {} duplicate rows dropped",
+        thousands(s.rejects),
+        reasons_text(&s.reject_reasons),
+        thousands(s.duplicates_dropped)
+    );
+    eprintln!(
+        "wrote {} in {:.2} s",
+        out.display(),
+        s.elapsed.as_secs_f64()
+    );
+}
+
 fn print_score_summary(s: &ScoreSummary, out: &Path) {
     let as_of = s.as_of.map_or("?".to_string(), |d| d.to_string());
     eprintln!(
@@ -252,18 +350,7 @@ fn print_score_summary(s: &ScoreSummary, out: &Path) {
         thousands(s.accounts),
         thousands(s.input_rows)
     );
-    let reasons = if s.reject_reasons.is_empty() {
-        String::new()
-    } else {
-        format!(
-            " ({})",
-            s.reject_reasons
-                .iter()
-                .map(|(r, n)| format!("{} {r}", thousands(*n)))
-                .collect::<Vec<_>>()
-                .join(", ")
-        )
-    };
+    let reasons = reasons_text(&s.reject_reasons);
     eprintln!(
         "{} rows rejected{reasons}, {} unmatched events, {} duplicate rows dropped",
         thousands(s.rejects),
@@ -285,6 +372,14 @@ pub async fn run(cli: Cli) -> Result<()> {
             let summary = score(&opts).await?;
             if !args.engine.quiet {
                 print_score_summary(&summary, &opts.out);
+            }
+            Ok(())
+        }
+        Command::Backfill(args) => {
+            let opts = args.options();
+            let summary = backfill(&opts).await?;
+            if !args.engine.quiet {
+                print_backfill_summary(&summary, args.every, &opts.out);
             }
             Ok(())
         }

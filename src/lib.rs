@@ -6,8 +6,9 @@
 //! - `input` checks and registers the inputs, `model` loads the model file;
 //! - `queries` embeds the SQL files and expands their templates, `pipeline` runs them in order,
 //!   `output` stages and publishes tables;
-//! - `score` is the scoring command; `cli` wires commands to flags.
+//! - `score` and `backfill` are the scoring commands; `cli` wires commands to flags.
 
+pub mod backfill;
 pub mod cli;
 pub mod context;
 pub mod error;

@@ -165,20 +165,27 @@ pub async fn score(opts: &ScoreOptions) -> Result<ScoreSummary> {
         ..Default::default()
     };
     summary.reject_reasons = reject_reasons(ctx).await?;
-    if opts.strict && summary.rejects > 0 {
-        return Err(Error::Strict {
-            count: summary.rejects,
-            summary: summary
-                .reject_reasons
-                .iter()
-                .map(|(r, n)| format!("{n} {r}"))
-                .collect::<Vec<_>>()
-                .join(", "),
-        });
+    if opts.strict {
+        refuse_rejects(summary.rejects, &summary.reject_reasons)?;
     }
     staging.publish(SCORE_TABLES)?;
     summary.elapsed = started.elapsed();
     Ok(summary)
+}
+
+/// The `--strict` check: an error naming the count per reason when any row was rejected.
+pub fn refuse_rejects(rejects: u64, reasons: &[(String, u64)]) -> Result<()> {
+    if rejects == 0 {
+        return Ok(());
+    }
+    Err(Error::Strict {
+        count: rejects,
+        summary: reasons
+            .iter()
+            .map(|(r, n)| format!("{n} {r}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+    })
 }
 
 /// Rejected rows per reason.

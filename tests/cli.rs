@@ -111,6 +111,12 @@ fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
 
 /// All rows of a published table, sorted, as text (floats by their bits).
 async fn rows(table_dir: &Path) -> Vec<String> {
+    rows_of(table_dir, "select * from t").await
+}
+
+/// The rows of `select` over the table in `table_dir` (as `t`), sorted, as text (floats by their
+/// bits).
+async fn rows_of(table_dir: &Path, select: &str) -> Vec<String> {
     let ctx = SessionContext::new();
     ctx.register_parquet(
         "t",
@@ -119,13 +125,7 @@ async fn rows(table_dir: &Path) -> Vec<String> {
     )
     .await
     .unwrap();
-    let batches = ctx
-        .sql("select * from t")
-        .await
-        .unwrap()
-        .collect()
-        .await
-        .unwrap();
+    let batches = ctx.sql(select).await.unwrap().collect().await.unwrap();
     let mut out = Vec::new();
     for b in batches {
         for r in 0..b.num_rows() {
@@ -448,9 +448,7 @@ fn copy_dir(from: &Path, to: &Path) {
 
 #[tokio::test]
 async fn score_with_no_arguments_scores_the_fixtures() {
-    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
-    let dir = tempfile::tempdir().unwrap();
-    copy_dir(&fixtures, &dir.path().join("fixtures"));
+    let dir = fixtures_dir();
     let o = run(&["score"], dir.path());
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains("scored as of"), "{}", stderr(&o));
@@ -466,4 +464,105 @@ async fn score_with_no_arguments_scores_the_fixtures() {
     let o = run(&["score"], empty.path());
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("fixtures"), "{}", stderr(&o));
+}
+
+fn fixtures_dir() -> tempfile::TempDir {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&fixtures, &dir.path().join("fixtures"));
+    dir
+}
+
+#[tokio::test]
+async fn each_backfill_snapshot_equals_a_score_run_that_day() {
+    let dir = fixtures_dir();
+    let inputs = [
+        "--events",
+        "fixtures/events",
+        "--leads",
+        "fixtures/leads.csv",
+        "--model",
+        "fixtures/model.toml",
+    ];
+    // Weekly from before the first event to after the last one; the model has a fit rule that
+    // depends on the cutoff (within_days), so the fit changes between snapshots.
+    let mut args = vec!["backfill"];
+    args.extend(inputs);
+    args.extend([
+        "--from",
+        "2024-09-01",
+        "--to",
+        "2026-10-10",
+        "--every",
+        "week",
+        "--out",
+        "history",
+    ]);
+    let o = run(&args, dir.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("backfilled 110 weekly snapshots (2024-09-01 to 2026-10-04)"),
+        "{}",
+        stderr(&o)
+    );
+    let history = dir.path().join("history");
+    let days = std::fs::read_dir(history.join("lead_score_history"))
+        .unwrap()
+        .count();
+    assert_eq!(days, 110);
+    assert!(history.join("rejects").is_dir());
+
+    let start = chrono::NaiveDate::from_ymd_opt(2024, 9, 1).unwrap();
+    let mut checked_fit_change = false;
+    for week in [0u64, 30, 61, 95, 108, 109] {
+        let day = (start + chrono::Days::new(7 * week)).to_string();
+        let out = format!("score-{day}");
+        let mut args = vec!["score"];
+        args.extend(inputs);
+        args.extend(["--as-of", &day, "--out", &out, "--quiet"]);
+        let o = run(&args, dir.path());
+        assert!(o.status.success(), "{}", stderr(&o));
+        let without_day = "select * exclude (as_of) from t";
+        for (scored, backfilled) in [
+            ("lead_scores", "lead_score_history"),
+            ("account_scores", "account_score_history"),
+        ] {
+            let expected = rows_of(&dir.path().join(&out).join(scored), without_day).await;
+            let snapshot = history.join(backfilled).join(format!("as_of={day}"));
+            let got = rows_of(&snapshot, "select * from t").await;
+            assert!(!expected.is_empty(), "{scored} at {day} is empty");
+            assert_eq!(got, expected, "{backfilled} at {day}");
+        }
+        let fits = rows_of(
+            &dir.path().join(&out).join("lead_scores"),
+            "select count(distinct fit) from t",
+        )
+        .await;
+        checked_fit_change |= fits != ["1"];
+    }
+    assert!(checked_fit_change);
+}
+
+#[tokio::test]
+async fn backfill_refuses_a_range_that_ends_before_it_starts() {
+    let dir = inputs().await;
+    let o = run(
+        &[
+            "backfill",
+            "--events",
+            "events.parquet",
+            "--model",
+            "model.toml",
+            "--from",
+            "2026-02-01",
+            "--to",
+            "2026-01-01",
+            "--out",
+            "out",
+        ],
+        dir.path(),
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--from 2026-02-01 is after --to 2026-01-01"));
+    assert!(!dir.path().join("out").exists());
 }
