@@ -120,11 +120,13 @@ pub async fn backfill(opts: &BackfillOptions) -> Result<BackfillSummary> {
         inputs.template(&snapshots, false),
         &staging,
         &opts.engine,
-    );
+    )
+    .with_progress(&inputs.events.path, inputs.events.rows());
     pipeline.run_all(JUDGE_PIPELINE).await?;
     pipeline.run_all(BACKFILL_PIPELINE).await?;
 
     let days = snapshots.days();
+    pipeline.report_memory();
     let ctx = &inputs.ctx;
     let mut summary = BackfillSummary {
         snapshots: days.len(),

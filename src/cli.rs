@@ -144,6 +144,7 @@ impl EngineArgs {
             spill_dir: self.spill_dir.clone(),
             timings: self.timings,
             explain: self.explain.clone(),
+            progress: !self.quiet,
             ..EngineOptions::default()
         }
     }

@@ -5,7 +5,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
-use datafusion::execution::memory_pool::FairSpillPool;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use datafusion::common::Result as DfResult;
+use datafusion::execution::memory_pool::{
+    FairSpillPool, MemoryConsumer, MemoryLimit, MemoryPool, MemoryReservation, TrackConsumersPool,
+    UnboundedMemoryPool,
+};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
@@ -26,6 +32,8 @@ pub struct EngineOptions {
     pub timings: bool,
     /// Print the plan of the query with this name before running it.
     pub explain: Option<String>,
+    /// Show progress bars on stderr (when it is a terminal).
+    pub progress: bool,
 }
 
 impl Default for EngineOptions {
@@ -37,6 +45,7 @@ impl Default for EngineOptions {
             batch_size: 8192,
             timings: false,
             explain: None,
+            progress: false,
         }
     }
 }
@@ -62,10 +71,21 @@ pub fn session(options: &EngineOptions) -> Result<SessionContext> {
         .options_mut()
         .execution
         .listing_table_ignore_subdirectory = false;
-    let mut runtime = RuntimeEnvBuilder::new();
     if let Some(limit) = options.memory_limit {
-        runtime = runtime.with_memory_pool(Arc::new(FairSpillPool::new(limit)));
+        // Each sort keeps a reserve for merging its spill files: scale it to the bound.
+        let opts = config.options_mut();
+        opts.execution.sort_spill_reservation_bytes =
+            (limit / (16 * options.partitions())).clamp(64 << 10, 10 << 20);
     }
+    let pool: Arc<dyn MemoryPool> = match options.memory_limit {
+        // Tracking names the largest consumers when the bound is hit.
+        Some(limit) => Arc::new(TrackConsumersPool::new(
+            FairSpillPool::new(limit),
+            std::num::NonZeroUsize::new(5).expect("non-zero"),
+        )),
+        None => Arc::new(UnboundedMemoryPool::default()),
+    };
+    let mut runtime = RuntimeEnvBuilder::new().with_memory_pool(Arc::new(MeteredPool::new(pool)));
     if let Some(dir) = &options.spill_dir {
         runtime = runtime.with_disk_manager_builder(
             DiskManagerBuilder::default()
@@ -76,6 +96,104 @@ pub fn session(options: &EngineOptions) -> Result<SessionContext> {
     let mut ctx = SessionContext::new_with_config_rt(config, runtime);
     crate::udf::register_all(&mut ctx)?;
     Ok(ctx)
+}
+
+/// A memory pool that remembers its peak and counts refused requests (each one makes an operator
+/// spill to disk, or fail if it cannot), for `--timings`.
+#[derive(Debug)]
+pub struct MeteredPool {
+    inner: Arc<dyn MemoryPool>,
+    peak: AtomicUsize,
+    refused: AtomicU64,
+}
+
+impl MeteredPool {
+    fn new(inner: Arc<dyn MemoryPool>) -> Self {
+        Self {
+            inner,
+            peak: AtomicUsize::new(0),
+            refused: AtomicU64::new(0),
+        }
+    }
+
+    fn note(&self) {
+        self.peak
+            .fetch_max(self.inner.reserved(), Ordering::Relaxed);
+    }
+
+    /// The most memory reserved at once, in bytes.
+    pub fn peak(&self) -> usize {
+        self.peak.load(Ordering::Relaxed)
+    }
+
+    /// How many requests for memory the bound refused.
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
+    }
+}
+
+impl std::fmt::Display for MeteredPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.inner.fmt(f)
+    }
+}
+
+impl MemoryPool for MeteredPool {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    fn register(&self, consumer: &MemoryConsumer) {
+        self.inner.register(consumer)
+    }
+
+    fn unregister(&self, consumer: &MemoryConsumer) {
+        self.inner.unregister(consumer)
+    }
+
+    fn grow(&self, reservation: &MemoryReservation, additional: usize) {
+        self.inner.grow(reservation, additional);
+        self.note();
+    }
+
+    fn shrink(&self, reservation: &MemoryReservation, shrink: usize) {
+        self.inner.shrink(reservation, shrink)
+    }
+
+    fn try_grow(&self, reservation: &MemoryReservation, additional: usize) -> DfResult<()> {
+        let result = self.inner.try_grow(reservation, additional);
+        match &result {
+            Ok(()) => self.note(),
+            Err(_) => {
+                self.refused.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        result
+    }
+
+    fn reserved(&self) -> usize {
+        self.inner.reserved()
+    }
+
+    fn memory_limit(&self) -> MemoryLimit {
+        self.inner.memory_limit()
+    }
+}
+
+/// A line for `--timings`: the pool's peak and, under a bound, how often it made operators spill.
+pub fn memory_report(ctx: &SessionContext, options: &EngineOptions) -> Option<String> {
+    let pool = ctx.runtime_env().memory_pool.clone();
+    let metered = pool.downcast_ref::<MeteredPool>()?;
+    let mb = |b: usize| b as f64 / (1024.0 * 1024.0);
+    Some(match options.memory_limit {
+        Some(limit) => format!(
+            "memory pool: peak {:.1} MB of the {:.1} MB limit; {} requests refused (operators spilled to disk)",
+            mb(metered.peak()),
+            mb(limit),
+            metered.refused()
+        ),
+        None => format!("memory pool: peak {:.1} MB (no limit)", mb(metered.peak())),
+    })
 }
 
 /// Parses a size such as `2GB`, `512MiB`, `32 mb` or `1000000` (bytes).

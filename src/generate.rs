@@ -40,7 +40,6 @@ use datafusion::arrow::array::{
 use datafusion::arrow::csv;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion::arrow::record_batch::RecordBatch;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
@@ -210,17 +209,9 @@ pub fn generate(opts: &GenerateOptions) -> Result<GenerateSummary> {
     let plan = Plan::build(opts, &window)?;
     let total_rows = opts.events + plan.bad_rows + plan.duplicate_rows;
 
-    let progress = if opts.progress {
-        let bar = ProgressBar::with_draw_target(Some(total_rows), ProgressDrawTarget::stderr());
-        let style = ProgressStyle::with_template(
-            "{spinner} [{elapsed_precise}] {wide_bar} {human_pos}/{human_len} events  {per_sec}  ETA {eta}",
-        )
-        .map_err(|e| Error::Config(format!("progress bar template: {e}")))?;
-        bar.set_style(style);
-        Some(bar)
-    } else {
-        None
-    };
+    let progress = opts
+        .progress
+        .then(|| crate::progress::events_bar(total_rows, "generate"));
 
     let mut events = EventSink::new(opts);
     let mut leads = LeadsSink::create(opts)?;

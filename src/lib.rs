@@ -18,6 +18,7 @@ pub mod input;
 pub mod model;
 pub mod output;
 pub mod pipeline;
+pub mod progress;
 pub mod queries;
 pub mod score;
 pub mod udf;

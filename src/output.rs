@@ -8,7 +8,8 @@ use std::sync::Arc;
 use datafusion::arrow::array::{Array, RecordBatch};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use datafusion::dataframe::DataFrame;
+use datafusion::execution::TaskContext;
+use datafusion::physical_plan::{ExecutionPlan, execute_stream, execute_stream_partitioned};
 use futures::StreamExt;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
@@ -176,13 +177,14 @@ fn create_file(
 /// hive-partitioned table: `dir/as_of=YYYY-MM-DD/part-00000.parquet`, the files without the
 /// `as_of` column. Returns the files' schema and the row count.
 pub async fn write_parquet_by_day(
-    df: DataFrame,
+    plan: Arc<dyn ExecutionPlan>,
+    task: Arc<TaskContext>,
     dir: &Path,
     packing: Packing,
 ) -> Result<(SchemaRef, u64)> {
     std::fs::create_dir_all(dir)
         .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
-    let full = written_schema(df.schema().as_arrow());
+    let full = written_schema(&plan.schema());
     let day_index = full.index_of(PARTITION_COLUMN).map_err(|_| {
         Error::Config(format!(
             "a history table needs an `{PARTITION_COLUMN}` column"
@@ -191,7 +193,7 @@ pub async fn write_parquet_by_day(
     let mut fields: Vec<Field> = full.fields().iter().map(|f| f.as_ref().clone()).collect();
     fields.remove(day_index);
     let schema: SchemaRef = Arc::new(Schema::new_with_metadata(fields, full.metadata().clone()));
-    let mut stream = df.execute_stream().await?;
+    let mut stream = execute_stream(plan, task)?;
     let mut current: Option<(i32, ArrowWriter<std::fs::File>)> = None;
     let mut rows = 0u64;
     while let Some(batch) = stream.next().await {
@@ -249,14 +251,15 @@ pub async fn write_parquet_by_day(
 /// partition that has rows (at least one file, so an empty table still has its schema).
 /// Returns the written schema and the row count.
 pub async fn write_parquet(
-    df: DataFrame,
+    plan: Arc<dyn ExecutionPlan>,
+    task: Arc<TaskContext>,
     dir: &Path,
     packing: Packing,
 ) -> Result<(SchemaRef, u64)> {
     std::fs::create_dir_all(dir)
         .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
-    let schema = written_schema(df.schema().as_arrow());
-    let streams = df.execute_stream_partitioned().await?;
+    let schema = written_schema(&plan.schema());
+    let streams = execute_stream_partitioned(plan, task)?;
     let mut tasks = Vec::new();
     for (i, mut stream) in streams.into_iter().enumerate() {
         let schema = schema.clone();

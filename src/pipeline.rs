@@ -3,6 +3,8 @@
 //! Commands (`score`, and the ones built on it) describe *what* to run; this module runs it, the
 //! same way on one machine or a cluster.
 
+use std::sync::Arc;
+
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::dataframe::DataFrame;
@@ -14,6 +16,7 @@ use crate::context::EngineOptions;
 use crate::error::{Error, Result};
 use crate::input::dir_url;
 use crate::output::{PARTITION_COLUMN, Packing, Staging, write_parquet, write_parquet_by_day};
+use crate::progress::Progress;
 use crate::queries::{Kind, QuerySource, Template};
 
 /// One run of query files against a session.
@@ -26,6 +29,8 @@ pub struct Pipeline<'a> {
     pub engine: EngineOptions,
     /// Row counts of the steps and outputs written so far, in order.
     pub written: Vec<(String, u64)>,
+    /// Progress bars for the queries that run.
+    pub progress: Progress,
 }
 
 fn query_error(name: &str, e: impl std::fmt::Display) -> Error {
@@ -51,7 +56,15 @@ impl<'a> Pipeline<'a> {
             staging,
             engine: engine.clone(),
             written: Vec::new(),
+            progress: Progress::off(),
         }
+    }
+
+    /// Shows progress bars for the queries that read the events at `path` (`rows` rows), when
+    /// the engine options ask for them.
+    pub fn with_progress(mut self, path: &std::path::Path, rows: u64) -> Self {
+        self.progress = Progress::new(self.engine.progress, path, rows);
+        self
     }
 
     /// Plans query `name` (template expanded) into a DataFrame.
@@ -70,9 +83,11 @@ impl<'a> Pipeline<'a> {
 
     /// Runs query `name` and collects its rows (for small results).
     pub async fn collect(&self, name: &str) -> Result<Vec<RecordBatch>> {
-        self.plan(name)
-            .await?
-            .collect()
+        let df = self.plan(name).await?;
+        let task = Arc::new(df.task_ctx());
+        let plan = df.create_physical_plan().await?;
+        let _watch = self.progress.watch(name, &plan);
+        datafusion::physical_plan::collect(plan, task)
             .await
             .map_err(|e| query_error(name, e))
     }
@@ -107,11 +122,15 @@ impl<'a> Pipeline<'a> {
             Kind::History(table) => (self.staging.table_dir(table), Packing::Published, true),
             _ => (self.staging.table_dir(name), Packing::Published, false),
         };
+        let task = Arc::new(df.task_ctx());
+        let plan = df.create_physical_plan().await?;
+        let watch = self.progress.watch(name, &plan);
         let written = if partitioned {
-            write_parquet_by_day(df, &dir, packing).await
+            write_parquet_by_day(plan, task, &dir, packing).await
         } else {
-            write_parquet(df, &dir, packing).await
+            write_parquet(plan, task, &dir, packing).await
         };
+        drop(watch);
         let (schema, rows) = written.map_err(|e| match e {
             Error::Engine(e) => query_error(name, e),
             other => other,
@@ -135,6 +154,15 @@ impl<'a> Pipeline<'a> {
             self.run(name, *kind).await?;
         }
         Ok(())
+    }
+
+    /// With `--timings`, prints the memory pool's peak and how often it made operators spill.
+    pub fn report_memory(&self) {
+        if self.engine.timings
+            && let Some(line) = crate::context::memory_report(self.ctx, &self.engine)
+        {
+            eprintln!("{line}");
+        }
     }
 
     /// The rows a step or output was written with.

@@ -140,7 +140,8 @@ pub async fn score(opts: &ScoreOptions) -> Result<ScoreSummary> {
         inputs.template(&Snapshots::one(provisional_day()), true),
         &staging,
         &opts.engine,
-    );
+    )
+    .with_progress(&inputs.events.path, inputs.events.rows());
 
     // Duplicates and judging do not depend on the cutoff: run them once, find the day if needed.
     pipeline.run_all(JUDGE_PIPELINE).await?;
@@ -151,6 +152,7 @@ pub async fn score(opts: &ScoreOptions) -> Result<ScoreSummary> {
     pipeline.template = inputs.template(&Snapshots::one(as_of), true);
     pipeline.run_all(SCORE_PIPELINE).await?;
 
+    pipeline.report_memory();
     let ctx = &inputs.ctx;
     let mut summary = ScoreSummary {
         as_of: Some(as_of),

@@ -566,3 +566,76 @@ async fn backfill_refuses_a_range_that_ends_before_it_starts() {
     assert!(stderr(&o).contains("--from 2026-02-01 is after --to 2026-01-01"));
     assert!(!dir.path().join("out").exists());
 }
+
+/// The number after `needle` in `text` (e.g. "peak 113.8 MB" -> 113.8).
+fn number_after(text: &str, needle: &str) -> f64 {
+    let at = text
+        .find(needle)
+        .unwrap_or_else(|| panic!("no {needle:?} in {text}"))
+        + needle.len();
+    text[at..]
+        .split_whitespace()
+        .next()
+        .and_then(|w| w.parse().ok())
+        .unwrap_or_else(|| panic!("no number after {needle:?} in {text}"))
+}
+
+#[tokio::test]
+async fn a_memory_limit_several_times_smaller_than_the_work_gives_the_same_numbers() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = run(
+        &[
+            "generate", "--leads", "50000", "--events", "1000000", "--seed", "3", "--out", "data",
+            "--quiet",
+        ],
+        dir.path(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/model.toml");
+    let model = model.to_str().unwrap();
+    let score = |out: &str, extra: &[&str]| {
+        let mut args = vec![
+            "score",
+            "--events",
+            "data/events",
+            "--leads",
+            "data/leads.parquet",
+            "--model",
+            model,
+            "--as-of",
+            "2026-09-30",
+            "--timings",
+            "--out",
+            out,
+        ];
+        args.extend(extra);
+        let o = run(&args, dir.path());
+        assert!(o.status.success(), "{}", stderr(&o));
+        stderr(&o)
+    };
+    let free = score("free", &[]);
+    let bounded = score("bounded", &["--memory-limit", "32MB", "--threads", "2"]);
+    // The unbounded run needs several times the limit; the bounded one stays under it by
+    // spilling.
+    assert!(
+        number_after(&free, "memory pool: peak") > 2.5 * 32.0,
+        "{free}"
+    );
+    assert!(
+        number_after(&bounded, "memory pool: peak") <= 32.0,
+        "{bounded}"
+    );
+    assert!(number_after(&bounded, "limit;") > 0.0, "{bounded}");
+    for table in [
+        "lead_scores",
+        "lead_product_scores",
+        "account_scores",
+        "stage_report",
+        "rejects",
+    ] {
+        let a = rows(&dir.path().join("free").join(table)).await;
+        let b = rows(&dir.path().join("bounded").join(table)).await;
+        assert!(!a.is_empty(), "{table}");
+        assert!(a == b, "{table} differs under the memory limit");
+    }
+}
