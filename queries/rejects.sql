@@ -12,7 +12,9 @@ select
     reason
 from judged_events
 where reason is not null
-  -- Implied by a reason; stated so the engine can drop good rows before matching rules.
+  -- Implied by a reason; stated so the engine can drop good rows right at the scan, before
+  -- matching rules: `value_actions` lists the actions whose value is checked (those of the
+  -- fraction rules, and nps_response).
   and (lead_id is null or ts is null or action is null
-       or value is null or value < 0 or value > 1)
+       or (action in (${value_actions}) and (value is null or value < 0 or value > 1)))
 order by ts, lead_id, event_id, action, asset, value

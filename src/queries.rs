@@ -234,6 +234,16 @@ impl Template {
             string(&serde_json::to_string(&patterns).expect("rules serialize")),
         );
         t.set("rule_table", rule_table(model));
+        let mut value_actions: Vec<String> = model
+            .actions
+            .iter()
+            .filter(|r| r.fraction)
+            .map(|r| string(&r.action))
+            .collect();
+        value_actions.push(string("nps_response"));
+        value_actions.sort();
+        value_actions.dedup();
+        t.set("value_actions", value_actions.join(", "));
         t.set("stage_table", stage_table(model));
         let tallies = |f: &dyn Fn(usize, &str) -> String| -> String {
             model
