@@ -63,7 +63,12 @@ impl EngineOptions {
 
 /// A session with leadscore's functions registered.
 pub fn session(options: &EngineOptions) -> Result<SessionContext> {
-    let mut config = SessionConfig::new()
+    // DataFusion's own settings can be tuned from the environment (DATAFUSION_EXECUTION_…);
+    // leadscore's flags come on top.
+    let base = SessionConfig::from_env().map_err(|e| {
+        Error::Config(format!("a DATAFUSION_* environment variable is not valid: {e}"))
+    })?;
+    let mut config = base
         .with_target_partitions(options.partitions())
         .with_batch_size(options.batch_size)
         .with_information_schema(true);
