@@ -123,16 +123,31 @@ fn aggregate(c: &mut Criterion) {
         Arc::new(MemTable::try_new(schema, partitions).unwrap()),
     )
     .unwrap();
-    let sql = "select lead_id, lead_fold(arrow_cast(ts_us, 'Timestamp(Microsecond, Some(\"UTC\"))'), points, product, 0, 100, \
-               arrow_cast('2025-08-01T00:00:00Z', 'Timestamp(Microsecond, Some(\"UTC\"))'), \
-               '{\"kind\":\"exponential\",\"half_life_days\":90,\"grace_days\":3}', 25) as f \
-               from ev group by lead_id";
+    let spec = |from: &str, to: &str, every: u32| {
+        format!(
+            "'{{\"threshold\":100,\"floor\":25,\"decay\":{{\"kind\":\"exponential\",\"half_life_days\":90,\"grace_days\":3}},\
+             \"from\":\"{from}\",\"to\":\"{to}\",\"every_days\":{every},\"stages\":3,\"products\":true}}'"
+        )
+    };
+    let query = |spec: String| {
+        format!(
+            "select lead_id, lead_fold(arrow_cast(ts_us, 'Timestamp(Microsecond, Some(\"UTC\"))'), points, product, \
+             cast(lead_id % 4 as bigint), null, 0, {spec}) as f from ev group by lead_id"
+        )
+    };
+    // One snapshot (what `score` does), and 52 weekly ones over the last year (`backfill`).
+    let one = query(spec("2025-08-01", "2025-08-01", 1));
+    let weekly = query(spec("2024-08-04", "2025-08-01", 7));
     let mut g = c.benchmark_group("lead_fold");
     g.sample_size(10);
     g.throughput(Throughput::Elements(rows as u64));
-    g.bench_function("1M events, 50k leads, 2 partitions", |b| {
-        b.iter(|| runtime.block_on(async { ctx.sql(sql).await.unwrap().collect().await.unwrap() }))
-    });
+    for (name, sql) in [("1 snapshot", &one), ("52 weekly snapshots", &weekly)] {
+        g.bench_function(format!("1M events, 50k leads, 2 partitions, {name}"), |b| {
+            b.iter(|| {
+                runtime.block_on(async { ctx.sql(sql).await.unwrap().collect().await.unwrap() })
+            })
+        });
+    }
     g.finish();
 }
 

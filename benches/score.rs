@@ -1,5 +1,6 @@
-//! `score` end to end on generated data: reading Parquet, de-duplicating, judging, the fold, the
-//! joins and writing every table, with the fixtures' model.
+//! `score` and `backfill` end to end on generated data: reading Parquet, de-duplicating, judging,
+//! the fold, the joins and writing every table, with the fixtures' model. The backfill bench runs
+//! 52 weekly snapshots (the year up to the score's day), to compare with one `score`.
 //!
 //! `cargo bench --bench score` generates 1M events for 50k leads (seed 7) into
 //! `target/bench-data/` the first time; set `LEADSCORE_BENCH_EVENTS` to change the size (the data
@@ -10,6 +11,7 @@ use std::path::{Path, PathBuf};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use leadscore::context::EngineOptions;
 use leadscore::generate::{GenerateOptions, generate};
+use leadscore::backfill::{BackfillOptions, Every, backfill};
 use leadscore::score::{ScoreOptions, score};
 
 fn env_or(name: &str, default: u64) -> u64 {
@@ -63,6 +65,26 @@ fn bench_score(c: &mut Criterion) {
     g.throughput(Throughput::Elements(events));
     g.bench_function(format!("{events} events, {threads} threads"), |b| {
         b.iter(|| runtime.block_on(score(&opts)).expect("score"))
+    });
+    g.finish();
+
+    let history = BackfillOptions {
+        events: opts.events.clone(),
+        leads: opts.leads.clone(),
+        model: opts.model.clone(),
+        from: chrono::NaiveDate::from_ymd_opt(2025, 10, 5).expect("date"),
+        to: chrono::NaiveDate::from_ymd_opt(2026, 9, 30).expect("date"),
+        every: Every::Week,
+        out: out.path().join("history"),
+        queries: None,
+        engine: opts.engine.clone(),
+        strict: false,
+    };
+    let mut g = c.benchmark_group("backfill");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(events));
+    g.bench_function(format!("{events} events, 52 weekly snapshots, {threads} threads"), |b| {
+        b.iter(|| runtime.block_on(backfill(&history)).expect("backfill"))
     });
     g.finish();
 }

@@ -137,18 +137,6 @@ impl Progress {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rates_read_well() {
-        assert_eq!(rate(3_210_000.0), "3.2M events/s");
-        assert_eq!(rate(45_600.0), "46k events/s");
-        assert_eq!(rate(12.4), "12 events/s");
-    }
-}
-
 /// A query's bar; cleared when dropped.
 pub struct Watch {
     bar: Option<ProgressBar>,
@@ -163,5 +151,17 @@ impl Drop for Watch {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_read_well() {
+        assert_eq!(rate(3_210_000.0), "3.2M events/s");
+        assert_eq!(rate(45_600.0), "46k events/s");
+        assert_eq!(rate(12.4), "12 events/s");
     }
 }
