@@ -10,7 +10,9 @@ What it measures
         and writes its per-lead and per-account results to Parquet,
     interleaved (leadscore, DuckDB, leadscore, DuckDB, ...), and prints one Markdown table row per
     size with the medians, the ratio leadscore/DuckDB (lower is better for leadscore) and the
-    peaks. After the timed runs it checks that both agree: the same lead_ids with the same
+    peaks. Each round also times leadscore with a general model (linear decay, grace days, a
+    floor, negative rules: what no closed form covers) on the same data, and prints its median
+    and its ratio to the closed-form model's run. After the timed runs it checks that both agree: the same lead_ids with the same
     engagement and score, the same accounts with the same score and member count (relative
     tolerance 1e-9, absolute 1e-9 near zero), and as many rejected rows. A mismatch exits 1.
 
@@ -209,25 +211,35 @@ def ensure_data(leadscore, data_dir, label, n_events):
     return target
 
 
-def model_toml():
+def model_toml(general=False):
+    """The closed-form model; with general=True the same rules under a decay no closed form
+    covers (linear, with grace days and a floor) plus two negative rules, to time the general
+    fold on the same data."""
+    if general:
+        decay = ['kind = "linear"', "points = 5", "period_days = 30", "grace_days = 7",
+                 "floor = 0.25"]
+        rules = RULES + [dict(action="page_view", assets=["/careers*"], points=-10),
+                         dict(action="unsubscribe", points=-20)]
+    else:
+        decay = ['kind = "exponential"', f"half_life_days = {HALF_LIFE_DAYS}", "grace_days = 0",
+                 "floor = 0"]
+        rules = RULES
     lines = [
         "# Written by benches/compare_duckdb.py: a model whose score DuckDB can compute in closed",
-        "# form (exponential decay, no grace, no floor, no negative rules, no fit rules).",
+        "# form (exponential decay, no grace, no floor, no negative rules, no fit rules)"
+        + (", made general: linear decay, grace, floor, negative rules." if general else "."),
         'name = "duckdb_compare"',
         "version = 1",
         "threshold = 100",
         "stages = [" + ", ".join(toml_str(s) for s in STAGES) + "]",
         "",
         "[decay]",
-        'kind = "exponential"',
-        f"half_life_days = {HALF_LIFE_DAYS}",
-        "grace_days = 0",
-        "floor = 0",
+        *decay,
         "",
         "[account]",
         'aggregate = "sum"',
     ]
-    for r in RULES:
+    for r in rules:
         lines += ["", "[[action]]", f"action = {toml_str(r['action'])}"]
         if "assets" in r:
             lines.append("assets = [" + ", ".join(toml_str(a) for a in r["assets"]) + "]")
@@ -481,6 +493,8 @@ def main():
     child.write_text(CHILD)
     model = work / "model.toml"
     model.write_text(model_toml())
+    general_model = work / "general.toml"
+    general_model.write_text(model_toml(general=True))
 
     # The interpreter + `import duckdb` alone: part of every DuckDB measurement below.
     code, probe_wall, probe_rss = run_measured(
@@ -496,6 +510,7 @@ def main():
         events_glob = str(data / "events" / "**" / "*.parquet")
         leads_path = data / "leads.parquet"
         ls_times, ls_peaks, dk_times, dk_peaks, dk_query = [], [], [], [], []
+        gen_times = []
         ls_out = duck_out = None
         for run in range(1, args.runs + 1):
             # leadscore, into a fresh output directory.
@@ -510,6 +525,16 @@ def main():
                 fail(f"leadscore exited with {code}: {' '.join(cmd)}", work / "ls.err")
             ls_times.append(wall)
             ls_peaks.append(rss)
+
+            # leadscore with the general model (not checked against DuckDB: no closed form).
+            gen_out = work / f"gen-{label}-{run}"
+            gen_cmd = [c if c != str(model) else str(general_model) for c in cmd]
+            gen_cmd[gen_cmd.index(str(ls_out))] = str(gen_out)
+            code, gwall, _ = run_measured(gen_cmd, work / "gen.out", work / "gen.err")
+            if code != 0:
+                fail(f"leadscore (general model) exited with {code}", work / "gen.err")
+            gen_times.append(gwall)
+            shutil.rmtree(gen_out, ignore_errors=True)
 
             # DuckDB, likewise.
             if duck_out:
@@ -546,7 +571,8 @@ def main():
         if not ok:
             failed = True
             log(f"outputs kept for inspection: {ls_out} and {duck_out}")
-        rows.append((label, n_events, ls_times, dk_times, dk_query, ls_peaks, dk_peaks, ok))
+        rows.append((label, n_events, ls_times, dk_times, dk_query, ls_peaks, dk_peaks, ok,
+                     gen_times))
 
     print()
     print(f"leadscore: {leadscore}")
@@ -559,12 +585,14 @@ def main():
     # Times are medians over the runs; peaks are the largest ru_maxrss over the runs (MiB).
     print()
     print("| events | leadscore s | DuckDB s | ratio (leadscore/DuckDB) | leadscore peak MiB "
-          "| DuckDB peak MiB | DuckDB in-process s | check |")
-    print("|---:|---:|---:|---:|---:|---:|---:|:---|")
-    for label, n, lt, dtm, dq, lp, dp, ok in rows:
-        lm, dm = statistics.median(lt), statistics.median(dtm)
+          "| DuckDB peak MiB | DuckDB in-process s | check | leadscore general model s "
+          "| general / closed form |")
+    print("|---:|---:|---:|---:|---:|---:|---:|:---|---:|---:|")
+    for label, n, lt, dtm, dq, lp, dp, ok, gt in rows:
+        lm, dm, gm = statistics.median(lt), statistics.median(dtm), statistics.median(gt)
         print(f"| {n:,} | {lm:.3f} | {dm:.3f} | {lm / dm:.2f} | {max(lp):.0f} | {max(dp):.0f} "
-              f"| {statistics.median(dq):.3f} | {'ok' if ok else 'MISMATCH'} |")
+              f"| {statistics.median(dq):.3f} | {'ok' if ok else 'MISMATCH'} | {gm:.3f} "
+              f"| {gm / lm:.2f} |")
     if failed:
         sys.exit(1)
     shutil.rmtree(work, ignore_errors=True)
