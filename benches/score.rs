@@ -9,9 +9,9 @@
 use std::path::{Path, PathBuf};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use leadscore::backfill::{BackfillOptions, Every, backfill};
 use leadscore::context::EngineOptions;
 use leadscore::generate::{GenerateOptions, generate};
-use leadscore::backfill::{BackfillOptions, Every, backfill};
 use leadscore::score::{ScoreOptions, score};
 
 fn env_or(name: &str, default: u64) -> u64 {
@@ -83,9 +83,10 @@ fn bench_score(c: &mut Criterion) {
     let mut g = c.benchmark_group("backfill");
     g.sample_size(10);
     g.throughput(Throughput::Elements(events));
-    g.bench_function(format!("{events} events, 52 weekly snapshots, {threads} threads"), |b| {
-        b.iter(|| runtime.block_on(backfill(&history)).expect("backfill"))
-    });
+    g.bench_function(
+        format!("{events} events, 52 weekly snapshots, {threads} threads"),
+        |b| b.iter(|| runtime.block_on(backfill(&history)).expect("backfill")),
+    );
     g.finish();
 }
 

@@ -3,11 +3,13 @@
 -- SPEC §2.4: rows sharing an event_id count once. Copy 1 is the one kept: the earliest ts,
 -- then lead_id, action, asset, product, value, with nulls last, so a complete copy wins over a
 -- broken one and the choice never depends on file order. Rows without an event_id are never
--- duplicates. repeated_values() finds the ids that occur more than once with two hash sets, far
--- cheaper than grouping millions of ids that almost all occur once.
+-- duplicates.
 with repeated as (
-    select unnest(repeated_values(event_id)) as event_id
+    select event_id
     from events
+    where event_id is not null
+    group by event_id
+    having count(*) > 1
 )
 
 select

@@ -66,7 +66,9 @@ pub fn session(options: &EngineOptions) -> Result<SessionContext> {
     // DataFusion's own settings can be tuned from the environment (DATAFUSION_EXECUTION_…);
     // leadscore's flags come on top.
     let base = SessionConfig::from_env().map_err(|e| {
-        Error::Config(format!("a DATAFUSION_* environment variable is not valid: {e}"))
+        Error::Config(format!(
+            "a DATAFUSION_* environment variable is not valid: {e}"
+        ))
     })?;
     let mut config = base
         .with_target_partitions(options.partitions())

@@ -9,7 +9,6 @@ pub mod decay;
 pub mod glob_match;
 pub mod lead_fold;
 pub mod match_rule;
-pub mod repeated_values;
 pub mod stable_sum;
 
 use std::sync::Arc;
@@ -36,7 +35,6 @@ pub fn aggregate_functions() -> Vec<Arc<AggregateUDF>> {
     vec![
         Arc::new(lead_fold::lead_fold_udaf()),
         Arc::new(stable_sum::stable_sum_udaf()),
-        Arc::new(repeated_values::repeated_values_udaf()),
     ]
 }
 
