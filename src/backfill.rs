@@ -16,8 +16,8 @@ use crate::context::EngineOptions;
 use crate::error::{Error, Result};
 use crate::fold::Snapshots;
 use crate::output::Staging;
-use crate::pipeline::{Pipeline, count};
-use crate::queries::{BACKFILL_PIPELINE, JUDGE_PIPELINE, QuerySource};
+use crate::pipeline::count;
+use crate::queries::{BACKFILL_PIPELINE, JUDGE_PIPELINE};
 use crate::score::{Inputs, refuse_rejects, reject_reasons};
 
 /// The step between snapshot days.
@@ -113,15 +113,13 @@ pub async fn backfill(opts: &BackfillOptions) -> Result<BackfillSummary> {
     )
     .await?;
     let staging = Staging::new(&opts.out)?;
-    let source = QuerySource::new(opts.queries.as_deref())?;
-    let mut pipeline = Pipeline::new(
-        &inputs.ctx,
-        source,
-        inputs.template(&snapshots, false),
+    let mut pipeline = inputs.pipeline(
         &staging,
+        opts.queries.as_deref(),
+        &snapshots,
+        false,
         &opts.engine,
-    )
-    .with_progress(&inputs.events.path, inputs.events.rows());
+    )?;
     pipeline.run_all(JUDGE_PIPELINE).await?;
     pipeline.run_all(BACKFILL_PIPELINE).await?;
 

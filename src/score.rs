@@ -95,6 +95,27 @@ impl Inputs {
         })
     }
 
+    /// A pipeline over these inputs writing into `staging`, with the queries of `queries` (if
+    /// given) over the shipped ones, the template for `snapshots`, and progress bars.
+    pub fn pipeline<'a>(
+        &'a self,
+        staging: &'a Staging,
+        queries: Option<&std::path::Path>,
+        snapshots: &Snapshots,
+        products: bool,
+        engine: &EngineOptions,
+    ) -> Result<Pipeline<'a>> {
+        let source = QuerySource::new(queries)?;
+        Ok(Pipeline::new(
+            &self.ctx,
+            source,
+            self.template(snapshots, products),
+            staging,
+            engine,
+        )
+        .with_progress(&self.events.path, self.events.rows()))
+    }
+
     /// The scoring template for the snapshot days of `snapshots`; `products` asks for the
     /// per-product folds.
     pub fn template(&self, snapshots: &Snapshots, products: bool) -> Template {
@@ -133,15 +154,13 @@ pub async fn score(opts: &ScoreOptions) -> Result<ScoreSummary> {
     )
     .await?;
     let staging = Staging::new(&opts.out)?;
-    let source = QuerySource::new(opts.queries.as_deref())?;
-    let mut pipeline = Pipeline::new(
-        &inputs.ctx,
-        source,
-        inputs.template(&Snapshots::one(provisional_day()), true),
+    let mut pipeline = inputs.pipeline(
         &staging,
+        opts.queries.as_deref(),
+        &Snapshots::one(provisional_day()),
+        true,
         &opts.engine,
-    )
-    .with_progress(&inputs.events.path, inputs.events.rows());
+    )?;
 
     // Duplicates and judging do not depend on the cutoff: run them once, find the day if needed.
     pipeline.run_all(JUDGE_PIPELINE).await?;
