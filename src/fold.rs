@@ -212,19 +212,6 @@ pub fn fold_sorted(
     }
 }
 
-/// Sorts `(ts, points)` pairs by time, then points, so that both the fold and its float sums are
-/// fixed by the set of events alone. Returns quickly when they already are in order.
-pub fn sort_events(events: &mut [(i64, f64)]) {
-    if !events.windows(2).all(|w| key_le(w[0], w[1])) {
-        events.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
-    }
-}
-
-#[inline]
-fn key_le(a: (i64, f64), b: (i64, f64)) -> bool {
-    a.0 < b.0 || (a.0 == b.0 && a.1.total_cmp(&b.1).is_le())
-}
-
 /// The days a run scores as of: `from`, `from + every_days`, … up to `to` (inclusive when it
 /// falls on the step). `score` has one; `backfill` one per snapshot.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -389,13 +376,6 @@ mod tests {
         let out = fold_sorted(&[], &[], &exp(1.0, 0.0), 0.0, DAY, None);
         assert_eq!(out.score, 0.0);
         assert_eq!(out.crossed_at, None);
-    }
-
-    #[test]
-    fn sort_orders_ties_by_points() {
-        let mut ev = vec![(2, 1.0), (1, 5.0), (1, -3.0)];
-        sort_events(&mut ev);
-        assert_eq!(ev, vec![(1, -3.0), (1, 5.0), (2, 1.0)]);
     }
 
     #[test]

@@ -197,14 +197,12 @@ pub async fn write_parquet_by_day(
     let mut current: Option<(i32, ArrowWriter<std::fs::File>)> = None;
     let mut rows = 0u64;
     while let Some(batch) = stream.next().await {
-        let batch = convert(&batch?, &full)?;
-        let days = batch.column(day_index);
+        let mut batch = convert(&batch?, &full)?;
+        let days = batch.remove_column(day_index);
         let days = days
             .as_any()
             .downcast_ref::<datafusion::arrow::array::Date32Array>()
             .ok_or_else(|| Error::Config(format!("`{PARTITION_COLUMN}` must be a date")))?;
-        let mut batch = batch.clone();
-        batch.remove_column(day_index);
         let mut start = 0;
         while start < batch.num_rows() {
             if days.is_null(start) {
