@@ -1,51 +1,62 @@
--- lead_activity: one row per lead and snapshot day at which the lead has a good event before
--- the cutoff, matched or not.
+-- lead_activity: one row per lead and snapshot day, for every lead of the leads table at every
+-- snapshot and for every other lead with a good event (matched or not) before the cutoff.
 --
--- lead_fold() reads each lead's good events once, in time order, and reports every snapshot:
+-- lead_fold() gets each lead's good events and its row of the leads table (with a null ts) in one
+-- group, orders the events once and walks them once, reporting every snapshot:
+--   cutoff            the start of the day after as_of
 --   engagement        the decay fold of SPEC §4.2 up to the cutoff
---   fits, crossings   the lead's fit scores and, for each, the time of the first event right
---                     after which fit + S >= threshold (mql_at; lead_scores picks the one of the
---                     snapshot's fit and keeps it if it is before that cutoff)
+--   fit, mql_at       the fit at that cutoff (SPEC §4.4) and the time of the first matched event
+--                     right after which fit + S >= threshold, if before the cutoff
 --   stage_rank, tallies   matched events per stage (SPEC §4.5)
 --   matched_events, unmatched_events, last_activity
 --   last_positive_at  the latest matched event with positive points, for is_cold (SPEC §4.4)
 --   nps               the latest nps_response answer, ties broken by the larger (SPEC §4.6)
 --   products, product_scores   the same fold per product, floor 0 (SPEC §4.3)
 -- Unmatched events have null points: they score nothing but make the lead appear.
-with folded as (
+--
+-- ${fit} is the list of the fit rules the lead's attributes match, each with the cutoffs at which
+-- it holds (a `within_days` rule on a time t holds from t - N days to t); see lead_fold().
+with lead_rows as (
     select
         e.lead_id,
-        lead_fold(
-            e.ts,
-            e.points,
-            e.product,
-            e.stage_rank,
-            case when e.action = 'nps_response' then e.value end,
-            coalesce(f.fits, make_array(cast(0 as double))),
-            ${fold}
-        ) as fold
+        e.ts,
+        e.points,
+        e.product,
+        e.stage_rank,
+        case when e.action = 'nps_response' then e.value end as nps,
+        null as fit
     from judged_events e
-    left join lead_fits f on f.lead_id = e.lead_id
     where e.reason is null
       and e.ts < ${last_cutoff}
-    group by e.lead_id
+
+    union all
+
+    select l.lead_id, null, null, null, null, null, ${fit}
+    from leads l
 ),
 
-snapshots as (
+folded as (
     select
         lead_id,
-        fold['fits'] as fits,
-        fold['crossings'] as crossings,
-        unnest(fold['snapshots']) as s
-    from folded
+        lead_fold(ts, points, product, stage_rank, nps, fit, ${fold}) as snapshots
+    from lead_rows
+    group by lead_id
+),
+
+unnested as (
+    select f.lead_id, l.account_id, unnest(f.snapshots) as s
+    from folded f
+    left join leads l on l.lead_id = f.lead_id
 )
 
 select
     lead_id,
     s['as_of'] as as_of,
+    account_id,
+    s['cutoff'] as cutoff,
     s['engagement'] as engagement,
-    fits,
-    crossings,
+    s['fit'] as fit,
+    s['mql_at'] as mql_at,
     s['stage_rank'] as stage_rank,
     s['tallies'] as tallies,
     s['matched'] as matched_events,
@@ -55,4 +66,4 @@ select
     s['nps'] as nps,
     s['products'] as products,
     s['product_scores'] as product_scores
-from snapshots
+from unnested

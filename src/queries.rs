@@ -27,8 +27,6 @@ pub const EMBEDDED: &[(&str, &str)] = embed!(
     "kept_events",
     "judged_events",
     "latest_event",
-    "lead_fit",
-    "lead_fits",
     "lead_activity",
     "lead_scores",
     "lead_product_scores",
@@ -61,8 +59,6 @@ pub const JUDGE_PIPELINE: &[(&str, Kind)] = &[
 /// The `score` pipeline after [`JUDGE_PIPELINE`] (`latest_event` runs between the two, and only
 /// without `--as-of`).
 pub const SCORE_PIPELINE: &[(&str, Kind)] = &[
-    ("lead_fit", Kind::View),
-    ("lead_fits", Kind::View),
     ("rejects", Kind::Output),
     ("lead_activity", Kind::Step),
     ("lead_scores", Kind::Output),
@@ -73,8 +69,6 @@ pub const SCORE_PIPELINE: &[(&str, Kind)] = &[
 
 /// The `backfill` pipeline after [`JUDGE_PIPELINE`]: the same queries over many snapshot days.
 pub const BACKFILL_PIPELINE: &[(&str, Kind)] = &[
-    ("lead_fit", Kind::View),
-    ("lead_fits", Kind::View),
     ("rejects", Kind::Output),
     ("lead_activity", Kind::View),
     ("lead_scores", Kind::History("lead_score_history")),
@@ -203,8 +197,8 @@ impl Template {
         );
         let last = days.last().copied().unwrap_or(snapshots.to);
         t.set("last_cutoff", timestamp_literal(cutoff_micros(last)));
-        t.set("first_as_of", format!("date '{}'", snapshots.from));
         t.set("threshold", float(model.threshold));
+        t.set("cold_span", duration_literal(cold_micros));
         t.set("account_threshold", float(model.account_threshold));
         t.set("account_aggregate", model.account_aggregate.as_str());
         t.set(
@@ -255,42 +249,42 @@ impl Template {
                 .join("\n        ")
         };
         t.set(
-            "tally_values",
-            tallies(&|rank, s| format!("coalesce(a.tallies[{rank}], 0) as tally_{s},")),
+            "tally_columns",
+            tallies(&|rank, s| format!("a.tallies[{rank}] as tally_{s},")),
         );
-        t.set("tally_columns", tallies(&|_, s| format!("s.tally_{s},")));
         t
     }
 
-    /// Adds `${fit}`: the fit score of a row `l` of `leads` at the cutoff of snapshot row `s`,
-    /// summed over the model's fit rules; and `${dated_fit}`: whether it can differ between
-    /// snapshots (a `within_days` rule and more than one snapshot).
-    pub fn set_fit(&mut self, model: &Model, has_leads: bool, snapshots: &Snapshots) {
-        let dated = has_leads
-            && snapshots.days().len() > 1
-            && model
-                .fits
-                .iter()
-                .any(|r| matches!(r.test, FitTest::WithinDays(_)));
-        self.set("dated_fit", dated.to_string());
+    /// Adds `${fit}`: over a row `l` of `leads`, the fit rules the lead matches, as the list of
+    /// `{from, to, points}` structs that `lead_fold` takes (`from`/`to` bound the cutoffs at which
+    /// the rule holds, null for always); a constant 0 without rules or a leads file.
+    pub fn set_fit(&mut self, model: &Model, has_leads: bool) {
         if !has_leads || model.fits.is_empty() {
             self.set("fit", "cast(0 as double)");
             return;
         }
+        let always = timestamp_literal_null();
         let terms: Vec<String> = model
             .fits
             .iter()
             .map(|rule| {
                 let c = format!("l.\"{}\"", rule.column.replace('"', "\"\""));
-                let test = match &rule.test {
-                    FitTest::In(values) => format!(
+                let points = float(rule.points);
+                let holds = |test: String| {
+                    format!(
+                        "case when {test} then named_struct('from', {always}, 'to', {always}, \
+                         'points', {points}) end"
+                    )
+                };
+                match &rule.test {
+                    FitTest::In(values) => holds(format!(
                         "lower(trim(cast({c} as varchar))) in ({})",
                         values
                             .iter()
                             .map(|v| string(v))
                             .collect::<Vec<_>>()
                             .join(", ")
-                    ),
+                    )),
                     FitTest::Range { min, max } => {
                         let n = format!("try_cast({c} as double)");
                         let mut parts = Vec::new();
@@ -300,24 +294,38 @@ impl Template {
                         if let Some(hi) = max {
                             parts.push(format!("{n} <= {}", float(*hi)));
                         }
-                        parts.join(" and ")
+                        holds(parts.join(" and "))
                     }
                     FitTest::WithinDays(days) => {
-                        let span = (days * MICROS_PER_DAY).round() as i64;
+                        // C <= t <= C + N days  <=>  t - N days <= C <= t
+                        let span = duration_literal((days * MICROS_PER_DAY).round() as i64);
+                        let t = format!(
+                            "arrow_cast(try_cast({c} as timestamp), \
+                             'Timestamp(Microsecond, Some(\"UTC\"))')"
+                        );
                         format!(
-                            "try_cast({c} as timestamp) between s.cutoff and s.cutoff + \
-                             arrow_cast({span}, 'Duration(Microsecond)')"
+                            "case when {t} is not null then named_struct('from', {t} - {span}, \
+                             'to', {t}, 'points', {points}) end"
                         )
                     }
-                };
-                format!("case when {test} then {} else 0 end", float(rule.points))
+                }
             })
             .collect();
         self.set(
             "fit",
-            format!("cast({} as double)", terms.join("\n        + ")),
+            format!("make_array(\n        {}\n    )", terms.join(",\n        ")),
         );
     }
+}
+
+/// A SQL literal of type Duration(µs).
+pub fn duration_literal(micros: i64) -> String {
+    format!("arrow_cast({micros}, 'Duration(Microsecond)')")
+}
+
+/// A null of type Timestamp(µs, "UTC").
+fn timestamp_literal_null() -> String {
+    "arrow_cast(null, 'Timestamp(Microsecond, Some(\"UTC\"))')".to_string()
 }
 
 /// A SQL literal of type Timestamp(µs, "UTC").

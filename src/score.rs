@@ -120,7 +120,7 @@ impl Inputs {
     /// per-product folds.
     pub fn template(&self, snapshots: &Snapshots, products: bool) -> Template {
         let mut t = Template::for_model(&self.model, snapshots, products);
-        t.set_fit(&self.model, self.leads.path.is_some(), snapshots);
+        t.set_fit(&self.model, self.leads.path.is_some());
         t
     }
 }

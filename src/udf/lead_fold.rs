@@ -1,12 +1,17 @@
-//! `lead_fold(ts, points, product, stage_rank, nps, fits, spec)`: everything SPEC §4.2–4.6 asks
-//! of one lead's events, at one or many snapshot days, in one ordered pass.
+//! `lead_fold(ts, points, product, stage_rank, nps, fit, spec)`: everything SPEC §4.2–4.6 asks
+//! of one lead, at one or many snapshot days, in one ordered pass over its events.
 //!
-//! Every row is one good event of the group's lead: `points` is its points when it matched a rule
-//! and null when it did not; `product` its product line; `stage_rank` the position (from 1) of its
-//! rule's stage, or null; `nps` its answer when it is an `nps_response`, else null. `fits` is the
-//! lead's fit score (a number), or the list of the distinct fit scores it has over the snapshots
-//! (the fit of a `within_days` rule depends on the cutoff); it is the same on every row of a
-//! group, null counts as 0. `spec` is a constant JSON text (`${fold}` in the queries):
+//! Every row of a group (a lead) is one good event or the lead's row of the leads table:
+//! - an event row has its time `ts`; `points` its points when it matched a rule and null when it
+//!   did not; `product` its product line; `stage_rank` the position (from 1) of its rule's stage,
+//!   or null; `nps` its answer when it is an `nps_response`, else null; `fit` null.
+//! - a leads-table row has a null `ts` and its `fit`: either a number (the fit score on every day)
+//!   or the list of the fit rules the lead matches, each a struct `{from, to, points}` counted at
+//!   the cutoffs `C` with `from <= C <= to` (null bounds: unbounded). A `within_days = N` rule on
+//!   a time `t` holds when `C <= t <= C + N days`, that is from `t - N days` to `t`. The fit at a
+//!   cutoff is the sum of the points of the rules that hold then, in list order.
+//!
+//! `spec` is a constant JSON text (`${fold}` in the queries):
 //!
 //! ```json
 //! {"threshold": 100, "floor": 25, "decay": {"kind": "exponential", "half_life_days": 90},
@@ -14,25 +19,22 @@
 //! ```
 //!
 //! Snapshot days are `from`, `from + every_days`, … up to `to`; each snapshot's cutoff is the
-//! start of the next day. The result is a struct:
-//! - `fits`: the group's fit scores, as given;
-//! - `crossings`: for each of them, the time of the first matched event right after which
-//!   `fit + S >= threshold`, over all events before the last cutoff (null if never). The `mql_at`
-//!   of a snapshot is the crossing of its fit, if it lies before its cutoff;
-//! - `snapshots`: one struct per snapshot in which the lead has an event (matched or not) before
-//!   the cutoff: `as_of`, `engagement` (the fold decayed to the cutoff, never below `floor`),
-//!   `stage_rank` (the furthest stage with a matched event), `tallies` (matched events per stage,
-//!   in stage order), `matched`, `unmatched`, `last_activity`, `last_positive_at` (latest matched
-//!   event with positive points), `nps` (latest answer; ties: the larger) and, when `products` is
-//!   true, `products` with `product_scores` (the same fold per product, floor 0, sorted by name).
+//! start of the next day. The result is a list with one struct per snapshot at which the lead has
+//! a leads-table row or an event (matched or not) before the cutoff, in day order:
+//! `as_of`, `cutoff`, `engagement` (the fold decayed to the cutoff, never below `floor`), `fit`,
+//! `mql_at` (the first matched event right after which `fit + S >= threshold`, for that
+//! snapshot's fit; null if none before the cutoff), `stage_rank` (the furthest stage with a
+//! matched event), `tallies` (matched events per stage, in stage order), `matched`, `unmatched`,
+//! `last_activity`, `last_positive_at` (latest matched event with positive points), `nps` (latest
+//! answer; ties: the larger) and, when `products` is true, `products` with `product_scores` (the
+//! same fold per product, floor 0, sorted by name).
 //!
 //! ```sql
-//! select lead_id,
-//!        lead_fold(ts, points, product, stage_rank, null, 0,
-//!                  '{"threshold":100,"floor":0,"decay":{"kind":"none"},"from":"2026-01-31",
-//!                    "to":"2026-01-31","stages":1,"products":true}') as fold
+//! select lead_id, unnest(lead_fold(ts, points, product, stage_rank, null, null,
+//!          '{"threshold":100,"floor":0,"decay":{"kind":"none"},"from":"2026-01-31",
+//!            "to":"2026-01-31","stages":1,"products":true}')) as s
 //! from matched_events group by lead_id;
-//! -- fold['snapshots'][1]['engagement'], fold['crossings'][1], ...
+//! -- s['engagement'], s['mql_at'], s['tallies'], ...
 //! ```
 //!
 //! Why one aggregate that sorts for itself: DataFusion does not hand an aggregate its rows in
@@ -42,6 +44,8 @@
 //! and walks them once, emitting each snapshot as the walk passes its cutoff: the cost grows with
 //! events + leads × snapshots. Sorting ties by points makes float sums depend on the set of events
 //! only, so reruns agree bit for bit, and a snapshot's numbers are those of a run at that day.
+//! Taking the fit rules rather than a fit per day keeps a lead's input one row, whatever the
+//! number of snapshots; the crossing is tracked for each distinct fit the lead has over them.
 
 use std::mem::size_of;
 use std::sync::Arc;
@@ -185,10 +189,26 @@ fn list_of(t: DataType) -> DataType {
     DataType::List(Arc::new(Field::new_list_field(t, true)))
 }
 
+fn rule_fields(time: DataType) -> Fields {
+    Fields::from(vec![
+        Field::new("from", time.clone(), true),
+        Field::new("to", time, true),
+        Field::new("points", DataType::Float64, true),
+    ])
+}
+
+/// The type of the `fit` argument when it lists rules: `{from, to, points}` structs.
+pub fn fit_rules_type() -> DataType {
+    list_of(DataType::Struct(rule_fields(utc_micros())))
+}
+
 fn snapshot_fields() -> Fields {
     Fields::from(vec![
         Field::new("as_of", DataType::Date32, false),
+        Field::new("cutoff", utc_micros(), false),
         Field::new("engagement", DataType::Float64, false),
+        Field::new("fit", DataType::Float64, false),
+        Field::new("mql_at", utc_micros(), true),
         Field::new("stage_rank", DataType::Int64, true),
         Field::new("tallies", list_of(DataType::Int64), false),
         Field::new("matched", DataType::Int64, false),
@@ -201,16 +221,8 @@ fn snapshot_fields() -> Fields {
     ])
 }
 
-fn result_fields() -> Fields {
-    Fields::from(vec![
-        Field::new("fits", list_of(DataType::Float64), false),
-        Field::new("crossings", list_of(utc_micros()), false),
-        Field::new(
-            "snapshots",
-            list_of(DataType::Struct(snapshot_fields())),
-            false,
-        ),
-    ])
+fn result_type() -> DataType {
+    list_of(DataType::Struct(snapshot_fields()))
 }
 
 /// The `lead_fold` SQL aggregate.
@@ -244,7 +256,7 @@ impl AggregateUDFImpl for LeadFoldFunc {
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
         if arg_types.len() != 7 {
             return plan_err!(
-                "lead_fold(ts, points, product, stage_rank, nps, fits, spec) takes 7 arguments"
+                "lead_fold(ts, points, product, stage_rank, nps, fit, spec) takes 7 arguments"
             );
         }
         let ts = match &arg_types[0] {
@@ -255,12 +267,19 @@ impl AggregateUDFImpl for LeadFoldFunc {
             t if t.is_integer() || *t == DataType::Null => DataType::Int64,
             other => return plan_err!("lead_fold: stage_rank must be an integer, got {other}"),
         };
-        let fits = match &arg_types[5] {
-            DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) => {
-                coerce_number(NAME, f.data_type())?;
-                list_of(DataType::Float64)
+        let fit = match &arg_types[5] {
+            DataType::List(f) | DataType::LargeList(f)
+                if matches!(f.data_type(), DataType::Struct(fields)
+                    if fields.iter().map(|f| f.name().as_str()).eq(["from", "to", "points"])) =>
+            {
+                fit_rules_type()
             }
-            other => coerce_number(NAME, other)?,
+            other => coerce_number(NAME, other).map_err(|_| {
+                DataFusionError::Plan(format!(
+                    "{NAME}: fit must be a number or a list of {{from, to, points}} structs, \
+                     got {other}"
+                ))
+            })?,
         };
         Ok(vec![
             ts,
@@ -268,13 +287,13 @@ impl AggregateUDFImpl for LeadFoldFunc {
             coerce_text(NAME, &arg_types[2])?,
             stage,
             coerce_number(NAME, &arg_types[4])?,
-            fits,
+            fit,
             coerce_text(NAME, &arg_types[6])?,
         ])
     }
 
     fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
-        Ok(DataType::Struct(result_fields()))
+        Ok(result_type())
     }
 
     fn is_nullable(&self) -> bool {
@@ -296,7 +315,7 @@ impl AggregateUDFImpl for LeadFoldFunc {
             list("stage", DataType::Int64),
             list("nps_ts", DataType::Int64),
             list("nps", DataType::Float64),
-            list("fits", DataType::Float64),
+            list("fit", DataType::Struct(rule_fields(DataType::Int64))),
         ])
     }
 
@@ -483,12 +502,42 @@ impl Products {
     }
 }
 
+/// A fit rule a lead matches, counted at the cutoffs `from..=to` (µs).
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct FitRule {
+    from: i64,
+    to: i64,
+    points: f64,
+}
+
+impl FitRule {
+    fn always(points: f64) -> Self {
+        FitRule {
+            from: i64::MIN,
+            to: i64::MAX,
+            points,
+        }
+    }
+}
+
+/// A group's fit rules: `None` for a lead without a leads-table row (fit 0, no snapshot
+/// without an event).
+type Fit = Option<Vec<FitRule>>;
+
+/// The fit at `cutoff`: the rules that hold then, summed in order.
+fn fit_at(rules: &[FitRule], cutoff: i64) -> f64 {
+    rules
+        .iter()
+        .filter(|r| r.from <= cutoff && cutoff <= r.to)
+        .fold(0.0, |sum, r| sum + r.points)
+}
+
 /// What the groups of one emission hold.
 #[derive(Default)]
 struct Taken {
     events: Events,
     answers: Answers,
-    fits: Vec<Vec<f64>>,
+    fits: Vec<Fit>,
 }
 
 /// The grouped accumulator behind `lead_fold`.
@@ -497,51 +546,62 @@ pub struct LeadFoldGroups {
     params: Params,
     events: Events,
     answers: Answers,
-    /// Each group's fit scores; empty until a row gives them (then `[0]` is assumed).
-    fits: Vec<Vec<f64>>,
+    /// Each group's fit rules, once a leads-table row gave them.
+    fits: Vec<Fit>,
     products: Products,
 }
 
-/// The fit argument: one number per row, or a list per row.
-enum FitsArg<'a> {
-    One(&'a Float64Array),
-    Many(&'a ListArray),
+/// The fit argument: a number per row, or a list of rules per row.
+enum FitArg<'a> {
+    Number(&'a Float64Array),
+    Rules(&'a ListArray),
 }
 
-impl<'a> FitsArg<'a> {
+impl<'a> FitArg<'a> {
     fn new(array: &'a ArrayRef) -> Result<Self> {
         match array.data_type() {
-            DataType::Float64 => Ok(FitsArg::One(array.as_primitive::<Float64Type>())),
-            DataType::List(_) => Ok(FitsArg::Many(array.as_list::<i32>())),
-            other => plan_err!("{NAME}: fits must be a number or a list of numbers, got {other}"),
+            DataType::Float64 => Ok(FitArg::Number(array.as_primitive::<Float64Type>())),
+            DataType::List(_) => Ok(FitArg::Rules(array.as_list::<i32>())),
+            other => plan_err!("{NAME}: fit must be a number or a list of rules, got {other}"),
         }
     }
 
-    /// Row `i`'s fit scores; `None` when the row gives none.
-    fn get(&self, i: usize) -> Option<Vec<f64>> {
+    /// Row `i`'s fit rules; `None` for an event row.
+    fn get(&self, i: usize) -> Fit {
         match self {
-            FitsArg::One(a) => a.is_valid(i).then(|| vec![a.value(i)]),
-            FitsArg::Many(l) => {
+            FitArg::Number(a) => a.is_valid(i).then(|| vec![FitRule::always(a.value(i))]),
+            FitArg::Rules(l) => {
                 if l.is_null(i) {
                     return None;
                 }
-                let values = l.value(i);
-                let values = values.as_primitive::<Float64Type>();
-                let fits: Vec<f64> = values.iter().map(|v| v.unwrap_or(0.0)).collect();
-                (!fits.is_empty()).then_some(fits)
+                let rules = l.value(i);
+                let rules = rules.as_struct();
+                let bound = |c: usize| rules.column(c).as_primitive::<TimestampMicrosecondType>();
+                let (from, to) = (bound(0), bound(1));
+                let points = rules.column(2).as_primitive::<Float64Type>();
+                Some(
+                    (0..rules.len())
+                        .filter(|&j| rules.is_valid(j) && points.is_valid(j))
+                        .map(|j| FitRule {
+                            from: from.is_valid(j).then(|| from.value(j)).unwrap_or(i64::MIN),
+                            to: to.is_valid(j).then(|| to.value(j)).unwrap_or(i64::MAX),
+                            points: points.value(j),
+                        })
+                        .collect(),
+                )
             }
         }
     }
 }
 
-/// The event arguments of one batch, viewed with their types.
+/// The arguments of one batch, viewed with their types.
 struct EventArgs<'a> {
     ts: &'a TimestampMicrosecondArray,
     points: &'a Float64Array,
     product: datafusion::arrow::array::StringViewArray,
     stage: &'a Int64Array,
     nps: &'a Float64Array,
-    fits: FitsArg<'a>,
+    fit: FitArg<'a>,
 }
 
 impl<'a> EventArgs<'a> {
@@ -552,7 +612,7 @@ impl<'a> EventArgs<'a> {
             product: super::string_view(&values[2], NAME)?,
             stage: values[3].as_primitive::<Int64Type>(),
             nps: values[4].as_primitive::<Float64Type>(),
-            fits: FitsArg::new(&values[5])?,
+            fit: FitArg::new(&values[5])?,
         })
     }
 }
@@ -570,7 +630,7 @@ impl LeadFoldGroups {
 
     fn ensure_groups(&mut self, total_num_groups: usize) {
         if self.fits.len() < total_num_groups {
-            self.fits.resize(total_num_groups, Vec::new());
+            self.fits.resize(total_num_groups, None);
         }
     }
 
@@ -599,10 +659,8 @@ impl LeadFoldGroups {
 
     /// Adds row `i` of `args` to group `g`.
     fn add_row(&mut self, args: &EventArgs, i: usize, g: usize) {
-        if self.fits[g].is_empty()
-            && let Some(f) = args.fits.get(i)
-        {
-            self.fits[g] = f;
+        if self.fits[g].is_none() {
+            self.fits[g] = args.fit.get(i);
         }
         if args.ts.is_null(i) {
             return;
@@ -634,7 +692,7 @@ impl LeadFoldGroups {
         }
     }
 
-    /// Folds every group of `taken` into the result struct.
+    /// Folds every group of `taken` into the result lists.
     fn finish(&self, taken: &Taken) -> Result<ArrayRef> {
         let groups = taken.fits.len();
         let (start, order) = taken.events.by_group(groups);
@@ -664,28 +722,37 @@ impl LeadFoldGroups {
                     }),
             );
             answers.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
-            let fits: &[f64] = if taken.fits[g].is_empty() {
-                &[0.0]
-            } else {
-                &taken.fits[g]
-            };
-            self.walk(&lead, &answers, fits, &mut out);
+            self.walk(&lead, &answers, taken.fits[g].as_deref(), &mut out);
         }
         out.finish()
     }
 
     /// One lead: walks its sorted events once, emitting each snapshot as its cutoff passes.
-    fn walk(&self, lead: &[Event], answers: &[(i64, f64)], fits: &[f64], out: &mut Output) {
+    fn walk(
+        &self,
+        lead: &[Event],
+        answers: &[(i64, f64)],
+        rules: Option<&[FitRule]>,
+        out: &mut Output,
+    ) {
         let p = &self.params;
-        // Crossings are found in order of decreasing fit: a higher fit crosses no later.
-        let mut by_fit: Vec<usize> = (0..fits.len()).collect();
-        by_fit.sort_by(|a, b| fits[*b].total_cmp(&fits[*a]));
+        // The fit at each snapshot, and the distinct fits in decreasing order: a higher fit
+        // crosses no later, so one pointer finds every crossing.
+        let fit_of: Vec<f64> = match rules {
+            Some(rules) if rules.iter().all(|r| r.from == i64::MIN && r.to == i64::MAX) => {
+                vec![fit_at(rules, 0); p.cutoffs.len()]
+            }
+            Some(rules) => p.cutoffs.iter().map(|c| fit_at(rules, *c)).collect(),
+            None => vec![0.0; p.cutoffs.len()],
+        };
+        let mut fits = fit_of.clone();
+        fits.sort_by(|a, b| b.total_cmp(a));
+        fits.dedup_by(|a, b| a.total_cmp(b).is_eq());
         let mut crossings: Vec<Option<i64>> = vec![None; fits.len()];
         let mut next_fit = 0;
 
         let mut state = LeadState::new(p.stages);
         let (mut i, mut a) = (0, 0);
-        let snapshots_before = out.as_of.len();
         for (k, &cutoff) in p.cutoffs.iter().enumerate() {
             while i < lead.len() && lead[i].ts < cutoff {
                 let t = lead[i].ts;
@@ -695,10 +762,9 @@ impl LeadFoldGroups {
                     i += 1;
                 }
                 if any_matched {
-                    while next_fit < by_fit.len()
-                        && fits[by_fit[next_fit]] + state.fold.score >= p.threshold
+                    while next_fit < fits.len() && fits[next_fit] + state.fold.score >= p.threshold
                     {
-                        crossings[by_fit[next_fit]] = Some(t);
+                        crossings[next_fit] = Some(t);
                         next_fit += 1;
                     }
                 }
@@ -707,12 +773,31 @@ impl LeadFoldGroups {
                 state.nps = Some(answers[a].1);
                 a += 1;
             }
-            if state.matched + state.unmatched > 0 {
-                out.snapshot(p.as_of[k], cutoff, &state, p, &self.products);
+            if rules.is_some() || state.matched + state.unmatched > 0 {
+                let fit = fit_of[k];
+                let mql_at = fits
+                    .iter()
+                    .position(|f| f.total_cmp(&fit).is_eq())
+                    .and_then(|j| crossings[j]);
+                let snapshot = Snapshot {
+                    as_of: p.as_of[k],
+                    cutoff,
+                    fit,
+                    mql_at,
+                };
+                out.snapshot(&snapshot, &state, p, &self.products);
             }
         }
-        out.lead(fits, &crossings, out.as_of.len() - snapshots_before);
+        out.lead_done();
     }
+}
+
+/// What a snapshot adds to the lead's running totals.
+struct Snapshot {
+    as_of: i32,
+    cutoff: i64,
+    fit: f64,
+    mql_at: Option<i64>,
 }
 
 /// A lead's running totals during the walk.
@@ -784,12 +869,13 @@ impl LeadState {
 
 /// The result columns, built group by group.
 struct Output {
-    fits: ListBuilder<Float64Builder>,
-    crossings: Vec<Option<i64>>,
-    crossing_lengths: Vec<usize>,
     snapshot_counts: Vec<usize>,
+    lead_start: usize,
     as_of: Vec<i32>,
+    cutoff: Vec<i64>,
     engagement: Vec<f64>,
+    fit: Vec<f64>,
+    mql_at: Vec<Option<i64>>,
     stage_rank: Vec<Option<i64>>,
     tallies: Vec<i64>,
     stages: usize,
@@ -807,12 +893,13 @@ impl Output {
     fn new(p: &Params, groups: usize) -> Self {
         let rows = groups * p.cutoffs.len().min(4);
         Output {
-            fits: ListBuilder::new(Float64Builder::with_capacity(groups)),
-            crossings: Vec::with_capacity(groups),
-            crossing_lengths: Vec::with_capacity(groups),
             snapshot_counts: Vec::with_capacity(groups),
+            lead_start: 0,
             as_of: Vec::with_capacity(rows),
+            cutoff: Vec::with_capacity(rows),
             engagement: Vec::with_capacity(rows),
+            fit: Vec::with_capacity(rows),
+            mql_at: Vec::with_capacity(rows),
             stage_rank: Vec::with_capacity(rows),
             tallies: Vec::with_capacity(rows * p.stages),
             stages: p.stages,
@@ -827,9 +914,13 @@ impl Output {
         }
     }
 
-    fn snapshot(&mut self, as_of: i32, cutoff: i64, s: &LeadState, p: &Params, names: &Products) {
-        self.as_of.push(as_of);
-        self.engagement.push(s.fold.at(cutoff, &p.decay, p.floor));
+    fn snapshot(&mut self, at: &Snapshot, s: &LeadState, p: &Params, names: &Products) {
+        self.as_of.push(at.as_of);
+        self.cutoff.push(at.cutoff);
+        self.engagement
+            .push(s.fold.at(at.cutoff, &p.decay, p.floor));
+        self.fit.push(at.fit);
+        self.mql_at.push(at.mql_at);
         self.stage_rank
             .push((s.stage_rank > 0).then_some(i64::from(s.stage_rank)));
         self.tallies.extend_from_slice(&s.tallies);
@@ -842,7 +933,7 @@ impl Output {
         self.scratch.extend(
             s.products
                 .iter()
-                .map(|(id, f)| (*id, f.at(cutoff, &p.decay, 0.0))),
+                .map(|(id, f)| (*id, f.at(at.cutoff, &p.decay, 0.0))),
         );
         self.scratch
             .sort_unstable_by(|a, b| names.names[a.0 as usize].cmp(&names.names[b.0 as usize]));
@@ -856,12 +947,11 @@ impl Output {
         self.product_scores.append(true);
     }
 
-    fn lead(&mut self, fits: &[f64], crossings: &[Option<i64>], snapshots: usize) {
-        self.fits.values().append_slice(fits);
-        self.fits.append(true);
-        self.crossings.extend_from_slice(crossings);
-        self.crossing_lengths.push(crossings.len());
-        self.snapshot_counts.push(snapshots);
+    /// Closes the current group's list.
+    fn lead_done(&mut self) {
+        self.snapshot_counts
+            .push(self.as_of.len() - self.lead_start);
+        self.lead_start = self.as_of.len();
     }
 
     fn finish(mut self) -> Result<ArrayRef> {
@@ -876,7 +966,10 @@ impl Output {
         )?;
         let snapshot_columns: Vec<ArrayRef> = vec![
             Arc::new(Date32Array::from(self.as_of)),
+            Arc::new(TimestampMicrosecondArray::from(self.cutoff).with_timezone("UTC")),
             Arc::new(Float64Array::from(self.engagement)),
+            Arc::new(Float64Array::from(self.fit)),
+            micros(self.mql_at),
             Arc::new(Int64Array::from(self.stage_rank)),
             Arc::new(tallies),
             Arc::new(Int64Array::from(self.matched)),
@@ -888,7 +981,7 @@ impl Output {
             Arc::new(self.product_scores.finish()),
         ];
         let snapshots = StructArray::try_new(snapshot_fields(), snapshot_columns, None)?;
-        let snapshots = ListArray::try_new(
+        Ok(Arc::new(ListArray::try_new(
             Arc::new(Field::new_list_field(
                 DataType::Struct(snapshot_fields()),
                 true,
@@ -896,29 +989,14 @@ impl Output {
             OffsetBuffer::from_lengths(self.snapshot_counts),
             Arc::new(snapshots),
             None,
-        )?;
-        let crossings = ListArray::try_new(
-            Arc::new(Field::new_list_field(utc_micros(), true)),
-            OffsetBuffer::from_lengths(self.crossing_lengths),
-            micros(self.crossings),
-            None,
-        )?;
-        let columns: Vec<ArrayRef> = vec![
-            Arc::new(self.fits.finish()),
-            Arc::new(crossings),
-            Arc::new(snapshots),
-        ];
-        Ok(Arc::new(StructArray::try_new(
-            result_fields(),
-            columns,
-            None,
         )?))
     }
 }
 
 impl LeadFoldGroups {
-    /// The partial state of every group of `taken`: its events and answers as lists, its fits.
-    fn state_of(&self, taken: &Taken) -> Vec<ArrayRef> {
+    /// The partial state of every group of `taken`: its events and answers as lists, its fit
+    /// rules (null for a lead without a leads-table row).
+    fn state_of(&self, taken: &Taken) -> Result<Vec<ArrayRef>> {
         let groups = taken.fits.len();
         let (start, order) = taken.events.by_group(groups);
         let (answer_start, answer_order) = taken.answers.by_group(groups);
@@ -929,7 +1007,8 @@ impl LeadFoldGroups {
         let mut stage = ListBuilder::new(Int64Builder::with_capacity(events));
         let mut nps_ts = ListBuilder::new(Int64Builder::new());
         let mut nps = ListBuilder::new(Float64Builder::new());
-        let mut fits = ListBuilder::new(Float64Builder::with_capacity(groups));
+        let mut rules: Vec<FitRule> = Vec::new();
+        let mut rule_counts: Vec<usize> = Vec::with_capacity(groups);
         for g in 0..groups {
             for &i in &order[start[g]..start[g + 1]] {
                 let e = taken.events.get(i as usize);
@@ -953,24 +1032,46 @@ impl LeadFoldGroups {
                 nps_ts.values().append_value(taken.answers.ts[i as usize]);
                 nps.values().append_value(taken.answers.value[i as usize]);
             }
-            fits.values().append_slice(&taken.fits[g]);
+            let fit = taken.fits[g].as_deref().unwrap_or_default();
+            rules.extend_from_slice(fit);
+            rule_counts.push(fit.len());
             for b in [&mut ts, &mut nps_ts, &mut stage] {
                 b.append(true);
             }
-            for b in [&mut pts, &mut nps, &mut fits] {
+            for b in [&mut pts, &mut nps] {
                 b.append(true);
             }
             prod.append(true);
         }
-        vec![
+        let rule_columns: Vec<ArrayRef> = vec![
+            Arc::new(Int64Array::from_iter_values(rules.iter().map(|r| r.from))),
+            Arc::new(Int64Array::from_iter_values(rules.iter().map(|r| r.to))),
+            Arc::new(Float64Array::from_iter_values(
+                rules.iter().map(|r| r.points),
+            )),
+        ];
+        let fit = ListArray::try_new(
+            Arc::new(Field::new_list_field(
+                DataType::Struct(rule_fields(DataType::Int64)),
+                true,
+            )),
+            OffsetBuffer::from_lengths(rule_counts),
+            Arc::new(StructArray::try_new(
+                rule_fields(DataType::Int64),
+                rule_columns,
+                None,
+            )?),
+            Some(taken.fits.iter().map(Option::is_some).collect()),
+        )?;
+        Ok(vec![
             Arc::new(ts.finish()),
             Arc::new(pts.finish()),
             Arc::new(prod.finish()),
             Arc::new(stage.finish()),
             Arc::new(nps_ts.finish()),
             Arc::new(nps.finish()),
-            Arc::new(fits.finish()),
-        ]
+            Arc::new(fit),
+        ])
     }
 }
 
@@ -1005,7 +1106,7 @@ impl GroupsAccumulator for LeadFoldGroups {
 
     fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
         let taken = self.take(emit_to);
-        Ok(self.state_of(&taken))
+        self.state_of(&taken)
     }
 
     // Appends the rows of partial states to their groups.
@@ -1023,14 +1124,27 @@ impl GroupsAccumulator for LeadFoldGroups {
         let stage = lists[3].values().as_primitive::<Int64Type>();
         let nps_ts = lists[4].values().as_primitive::<Int64Type>();
         let nps = lists[5].values().as_primitive::<Float64Type>();
-        let fits = lists[6].values().as_primitive::<Float64Type>();
+        let rules = lists[6].values().as_struct();
+        let (from, to) = (
+            rules.column(0).as_primitive::<Int64Type>(),
+            rules.column(1).as_primitive::<Int64Type>(),
+        );
+        let rule_points = rules.column(2).as_primitive::<Float64Type>();
         let range = |list: &ListArray, row: usize| {
             let o = list.value_offsets();
             o[row] as usize..o[row + 1] as usize
         };
         for (row, &g) in group_indices.iter().enumerate() {
-            if self.fits[g].is_empty() {
-                self.fits[g] = range(lists[6], row).map(|j| fits.value(j)).collect();
+            if self.fits[g].is_none() && lists[6].is_valid(row) {
+                self.fits[g] = Some(
+                    range(lists[6], row)
+                        .map(|j| FitRule {
+                            from: from.value(j),
+                            to: to.value(j),
+                            points: rule_points.value(j),
+                        })
+                        .collect(),
+                );
             }
             for j in range(lists[0], row) {
                 let matched = points.is_valid(j);
@@ -1079,18 +1193,19 @@ impl GroupsAccumulator for LeadFoldGroups {
             }
         }
         let taken = one.take(EmitTo::All);
-        Ok(one.state_of(&taken))
+        one.state_of(&taken)
     }
 
     fn size(&self) -> usize {
         size_of::<Self>()
             + self.events.bytes()
             + self.answers.bytes()
-            + self.fits.capacity() * size_of::<Vec<f64>>()
+            + self.fits.capacity() * size_of::<Fit>()
             + self
                 .fits
                 .iter()
-                .map(|f| f.capacity() * size_of::<f64>())
+                .flatten()
+                .map(|f| f.capacity() * size_of::<FitRule>())
                 .sum::<usize>()
             + self.products.bytes()
     }
@@ -1109,7 +1224,7 @@ impl LeadFoldAccumulator {
 
     fn snapshot(&self) -> Taken {
         let mut fits = self.inner.fits.clone();
-        fits.resize(1, Vec::new());
+        fits.resize(1, None);
         Taken {
             events: self.inner.events.clone(),
             answers: self.inner.answers.clone(),
@@ -1131,7 +1246,7 @@ impl Accumulator for LeadFoldAccumulator {
 
     fn state(&mut self) -> Result<Vec<ScalarValue>> {
         self.inner
-            .state_of(&self.snapshot())
+            .state_of(&self.snapshot())?
             .iter()
             .map(|a| ScalarValue::try_from_array(a, 0))
             .collect()
@@ -1186,7 +1301,7 @@ mod tests {
         Option<f64>,
     );
 
-    fn batch(rows: &[Row], fit: f64) -> Vec<ArrayRef> {
+    fn batch(rows: &[Row], fit: Option<f64>) -> Vec<ArrayRef> {
         vec![
             Arc::new(
                 TimestampMicrosecondArray::from(
@@ -1210,13 +1325,38 @@ mod tests {
         ]
     }
 
+    /// A `fit` column of `rows` copies of one rule list: `(from day, to day, points)`.
+    fn rules(list: &[(Option<i64>, Option<i64>, f64)], rows: usize) -> ArrayRef {
+        let day = |d: Option<i64>| d.map(|d| T0 + d * DAY);
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(
+                TimestampMicrosecondArray::from(list.iter().map(|r| day(r.0)).collect::<Vec<_>>())
+                    .with_timezone("UTC"),
+            ),
+            Arc::new(
+                TimestampMicrosecondArray::from(list.iter().map(|r| day(r.1)).collect::<Vec<_>>())
+                    .with_timezone("UTC"),
+            ),
+            Arc::new(Float64Array::from_iter_values(list.iter().map(|r| r.2))),
+        ];
+        let one = StructArray::try_new(rule_fields(utc_micros()), columns, None).unwrap();
+        let values = datafusion::arrow::compute::concat(&vec![&one as &dyn Array; rows]).unwrap();
+        Arc::new(
+            ListArray::try_new(
+                Arc::new(Field::new_list_field(
+                    DataType::Struct(rule_fields(utc_micros())),
+                    true,
+                )),
+                OffsetBuffer::from_lengths(vec![list.len(); rows]),
+                values,
+                None,
+            )
+            .unwrap(),
+        )
+    }
+
     fn snapshots(out: &ArrayRef, group: usize) -> StructArray {
-        let list = out
-            .as_struct()
-            .column_by_name("snapshots")
-            .unwrap()
-            .as_list::<i32>();
-        list.value(group).as_struct().clone()
+        out.as_list::<i32>().value(group).as_struct().clone()
     }
 
     fn f64s(s: &StructArray, name: &str) -> Vec<Option<f64>> {
@@ -1227,13 +1367,9 @@ mod tests {
             .collect()
     }
 
-    fn crossings(out: &ArrayRef, group: usize) -> Vec<Option<i64>> {
-        let list = out
-            .as_struct()
-            .column_by_name("crossings")
+    fn times(s: &StructArray, name: &str) -> Vec<Option<i64>> {
+        s.column_by_name(name)
             .unwrap()
-            .as_list::<i32>();
-        list.value(group)
             .as_primitive::<TimestampMicrosecondType>()
             .iter()
             .collect()
@@ -1249,12 +1385,14 @@ mod tests {
             (0, Some(4.0), None, None, None),
             (5, None, Some("crm"), Some(1), Some(9.0)),
         ];
-        acc.update_batch(&batch(&rows, 0.0), &[0, 0, 1, 1], None, 2)
+        acc.update_batch(&batch(&rows, None), &[0, 0, 1, 1], None, 2)
             .unwrap();
         let out = acc.evaluate(EmitTo::All).unwrap();
         let s0 = snapshots(&out, 0);
         assert_eq!(f64s(&s0, "engagement"), [Some(7.5)]);
-        assert_eq!(crossings(&out, 0), [Some(T0 + 10 * DAY)]);
+        assert_eq!(f64s(&s0, "fit"), [Some(0.0)]);
+        assert_eq!(times(&s0, "mql_at"), [Some(T0 + 10 * DAY)]);
+        assert_eq!(times(&s0, "cutoff"), [Some(T0 + 20 * DAY)]);
         let products = s0.column_by_name("products").unwrap().as_list::<i32>();
         let names = products.value(0);
         let names = names.as_string::<i32>();
@@ -1281,7 +1419,7 @@ mod tests {
         assert_eq!(unmatched.as_primitive::<Int64Type>().value(0), 1);
         let stage = s1.column_by_name("stage_rank").unwrap();
         assert!(stage.is_null(0), "an unmatched event has no stage");
-        assert_eq!(crossings(&out, 1), [None]);
+        assert_eq!(times(&s1, "mql_at"), [None]);
     }
 
     #[test]
@@ -1294,10 +1432,11 @@ mod tests {
             (15, Some(10.0), Some("ads"), Some(1), Some(10.0)),
             (40, Some(1.0), None, None, None),
         ];
+        let mut values = batch(&rows, None);
+        values[5] = rules(&[(None, None, 2.0), (Some(10), Some(20), 3.0)], rows.len());
         let groups = [0; 6];
         let mut many = LeadFoldGroups::new(spec("2026-01-01", "2026-02-20", 7, true));
-        many.update_batch(&batch(&rows, 2.0), &groups, None, 1)
-            .unwrap();
+        many.update_batch(&values, &groups, None, 1).unwrap();
         let all = snapshots(&many.evaluate(EmitTo::All).unwrap(), 0);
         let days = Snapshots {
             from: NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(),
@@ -1308,18 +1447,18 @@ mod tests {
         assert_eq!(all.len(), days.len());
         for (k, day) in days.iter().enumerate() {
             let mut one = LeadFoldGroups::new(spec(&day.to_string(), &day.to_string(), 1, true));
-            one.update_batch(&batch(&rows, 2.0), &groups, None, 1)
-                .unwrap();
+            one.update_batch(&values, &groups, None, 1).unwrap();
             let single = snapshots(&one.evaluate(EmitTo::All).unwrap(), 0);
             assert_eq!(all.slice(k, 1), single, "snapshot {day}");
         }
     }
 
     #[test]
-    fn a_lead_appears_from_its_first_event() {
+    fn a_lead_appears_from_its_first_event_unless_it_is_listed() {
         let rows: [Row; 1] = [(10, None, None, None, None)];
         let mut acc = LeadFoldGroups::new(spec("2026-01-01", "2026-01-31", 5, false));
-        acc.update_batch(&batch(&rows, 0.0), &[0], None, 1).unwrap();
+        acc.update_batch(&batch(&rows, None), &[0], None, 1)
+            .unwrap();
         let s = snapshots(&acc.evaluate(EmitTo::All).unwrap(), 0);
         let as_of = s
             .column_by_name("as_of")
@@ -1331,32 +1470,44 @@ mod tests {
             as_of.value(0),
             epoch_days(NaiveDate::from_ymd_opt(2026, 1, 11).unwrap())
         );
+        // A leads-table row (null ts, a fit) makes the lead appear in every snapshot.
+        let mut listed = LeadFoldGroups::new(spec("2026-01-01", "2026-01-31", 5, false));
+        let mut values = batch(&rows, Some(7.0));
+        values[0] =
+            Arc::new(TimestampMicrosecondArray::from(vec![None::<i64>]).with_timezone("UTC"));
+        listed.update_batch(&values, &[0], None, 1).unwrap();
+        let s = snapshots(&listed.evaluate(EmitTo::All).unwrap(), 0);
+        assert_eq!(f64s(&s, "engagement"), [Some(0.0); 7]);
+        assert_eq!(f64s(&s, "fit"), [Some(7.0); 7]);
+        let matched = s.column_by_name("matched").unwrap();
+        assert_eq!(matched.as_primitive::<Int64Type>().values(), &[0; 7]);
     }
 
     #[test]
-    fn crossings_per_fit() {
-        // 5 at day 0, 5 more at day 1, threshold 15, no decay.
+    fn mql_at_follows_the_fit_of_each_snapshot() {
+        // 5 at day 0, 5 more at day 1, threshold 15, no decay. Fit 6 always, +4 for cutoffs
+        // from day 5 to day 8: snapshots at days 0, 3, 6, 9 (cutoffs 1, 4, 7, 10) have fits
+        // 6, 6, 10, 6. Fit 10 crosses at day 0 (10 + 5), fit 6 at day 1 (6 + 10).
         let rows: [Row; 2] = [
             (0, Some(5.0), None, None, None),
             (1, Some(5.0), None, None, None),
         ];
-        let mut values = batch(&rows, 0.0);
-        let fits = ListArray::from_iter_primitive::<Float64Type, _, _>(vec![
-            Some(vec![
-                Some(0.0),
-                Some(10.0),
-                Some(6.0)
-            ]);
-            2
-        ]);
-        values[5] = Arc::new(fits);
-        let mut p = spec("2026-01-10", "2026-01-10", 1, false);
+        let mut values = batch(&rows, None);
+        values[5] = rules(&[(None, None, 6.0), (Some(5), Some(8), 4.0)], 2);
+        let mut p = spec("2026-01-01", "2026-01-10", 3, false);
         p.decay = Decay::NONE;
         let mut acc = LeadFoldGroups::new(p);
         acc.update_batch(&values, &[0, 0], None, 1).unwrap();
-        let out = acc.evaluate(EmitTo::All).unwrap();
-        // fit 0 never reaches 15 (10 at most); fit 10 crosses at day 0; fit 6 at day 1.
-        assert_eq!(crossings(&out, 0), [None, Some(T0), Some(T0 + DAY)]);
+        let s = snapshots(&acc.evaluate(EmitTo::All).unwrap(), 0);
+        assert_eq!(
+            f64s(&s, "fit"),
+            [Some(6.0), Some(6.0), Some(10.0), Some(6.0)]
+        );
+        // The first snapshot's cutoff comes before the day-1 event: no crossing yet.
+        assert_eq!(
+            times(&s, "mql_at"),
+            [None, Some(T0 + DAY), Some(T0), Some(T0 + DAY)]
+        );
     }
 
     #[test]
@@ -1368,7 +1519,8 @@ mod tests {
             (1, Some(1.0), None, None, None),
             (2, None, None, None, Some(3.0)),
         ];
-        let values = batch(&rows, 1.5);
+        let mut values = batch(&rows, None);
+        values[5] = rules(&[(None, Some(5), 1.5)], rows.len());
         let groups = [0, 0, 0, 1, 1];
         let params = spec("2026-01-01", "2026-01-20", 3, true);
         let mut whole = LeadFoldGroups::new(params.clone());
@@ -1398,7 +1550,7 @@ mod tests {
         let mut p = spec("2026-01-05", "2026-01-05", 1, false);
         p.decay = Decay::NONE;
         let mut acc = LeadFoldGroups::new(p);
-        acc.update_batch(&batch(&rows, 0.0), &[0, 1, 2], None, 3)
+        acc.update_batch(&batch(&rows, None), &[0, 1, 2], None, 3)
             .unwrap();
         let first = acc.evaluate(EmitTo::First(1)).unwrap();
         assert_eq!(f64s(&snapshots(&first, 0), "engagement"), [Some(1.0)]);
@@ -1414,7 +1566,7 @@ mod tests {
         ];
         let filter = BooleanArray::from(vec![false, true]);
         let mut acc = LeadFoldGroups::new(spec("2026-01-05", "2026-01-05", 1, false));
-        acc.update_batch(&batch(&rows, 0.0), &[0, 1], Some(&filter), 3)
+        acc.update_batch(&batch(&rows, None), &[0, 1], Some(&filter), 3)
             .unwrap();
         let out = acc.evaluate(EmitTo::All).unwrap();
         assert_eq!(snapshots(&out, 0).len(), 0);
