@@ -3,7 +3,7 @@
 --
 -- score: the model's [account] aggregate ("sum", "max" or "mean") of the members' scores.
 --   stable_sum() adds in an order fixed by the values, so reruns agree bit for bit.
--- top_lead_id: the highest-scoring member; ties go to the smallest lead_id.
+-- top_lead_id: the highest-scoring member; ties go to the smallest lead_id (top_lead()).
 -- nps: 100 x (promoters - detractors) / respondents, null without respondents.
 with members as (
     select
@@ -26,7 +26,7 @@ accounts as (
         count(*) as leads,
         count(*) filter (where engagement > 0) as engaged_leads,
         count(*) filter (where is_mql) as mql_leads,
-        first_value(lead_id order by score desc, lead_id asc) as top_lead_id,
+        top_lead(score, lead_id) as top_lead_id,
         max(stage_rank) as stage_rank,
         count(*) filter (where nps_class = 'promoter') as promoters,
         count(*) filter (where nps_class = 'detractor') as detractors,

@@ -66,7 +66,7 @@ use datafusion::logical_expr::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::{coerce_number, coerce_text, literal_arg, literal_text};
+use super::{Rows, coerce_number, coerce_text, literal_arg, literal_text};
 use crate::fold::{Decay, Folder, Snapshots, epoch_days};
 
 const NAME: &str = "lead_fold";
@@ -334,46 +334,6 @@ impl AggregateUDFImpl for LeadFoldFunc {
         args: AccumulatorArgs,
     ) -> Result<Box<dyn GroupsAccumulator>> {
         Ok(Box::new(LeadFoldGroups::new(Params::from_args(&args)?)))
-    }
-}
-
-/// Rows of many groups in flat vectors, in arrival order.
-trait Rows: Default {
-    fn groups(&self) -> &[u32];
-    fn move_row(&self, i: usize, new_group: usize, to: &mut Self);
-
-    /// Removes and returns the rows of groups `0..n`; the others' groups shift down by `n`.
-    fn split_first(&mut self, n: usize) -> Self {
-        let (mut taken, mut kept) = (Self::default(), Self::default());
-        for i in 0..self.groups().len() {
-            let g = self.groups()[i] as usize;
-            if g < n {
-                self.move_row(i, g, &mut taken);
-            } else {
-                self.move_row(i, g - n, &mut kept);
-            }
-        }
-        *self = kept;
-        taken
-    }
-
-    /// Row indices bucketed by group: `order[start[g]..start[g + 1]]` are group g's rows, in
-    /// arrival order.
-    fn by_group(&self, groups: usize) -> (Vec<usize>, Vec<u32>) {
-        let mut start = vec![0usize; groups + 1];
-        for &g in self.groups() {
-            start[g as usize + 1] += 1;
-        }
-        for g in 0..groups {
-            start[g + 1] += start[g];
-        }
-        let mut next = start.clone();
-        let mut order = vec![0u32; self.groups().len()];
-        for (i, &g) in self.groups().iter().enumerate() {
-            order[next[g as usize]] = i as u32;
-            next[g as usize] += 1;
-        }
-        (start, order)
     }
 }
 

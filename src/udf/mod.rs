@@ -10,6 +10,7 @@ pub mod glob_match;
 pub mod lead_fold;
 pub mod match_rule;
 pub mod stable_sum;
+pub mod top_lead;
 
 use std::sync::Arc;
 
@@ -35,6 +36,7 @@ pub fn aggregate_functions() -> Vec<Arc<AggregateUDF>> {
     vec![
         Arc::new(lead_fold::lead_fold_udaf()),
         Arc::new(stable_sum::stable_sum_udaf()),
+        Arc::new(top_lead::top_lead_udaf()),
     ]
 }
 
@@ -124,6 +126,46 @@ pub(crate) fn coerce_number(function: &str, t: &DataType) -> Result<DataType> {
         Ok(DataType::Float64)
     } else {
         plan_err!("{function}: expected a number, got {t}")
+    }
+}
+
+/// Rows of many groups in flat vectors, in arrival order.
+pub(crate) trait Rows: Default {
+    fn groups(&self) -> &[u32];
+    fn move_row(&self, i: usize, new_group: usize, to: &mut Self);
+
+    /// Removes and returns the rows of groups `0..n`; the others' groups shift down by `n`.
+    fn split_first(&mut self, n: usize) -> Self {
+        let (mut taken, mut kept) = (Self::default(), Self::default());
+        for i in 0..self.groups().len() {
+            let g = self.groups()[i] as usize;
+            if g < n {
+                self.move_row(i, g, &mut taken);
+            } else {
+                self.move_row(i, g - n, &mut kept);
+            }
+        }
+        *self = kept;
+        taken
+    }
+
+    /// Row indices bucketed by group: `order[start[g]..start[g + 1]]` are group g's rows, in
+    /// arrival order.
+    fn by_group(&self, groups: usize) -> (Vec<usize>, Vec<u32>) {
+        let mut start = vec![0usize; groups + 1];
+        for &g in self.groups() {
+            start[g as usize + 1] += 1;
+        }
+        for g in 0..groups {
+            start[g + 1] += start[g];
+        }
+        let mut next = start.clone();
+        let mut order = vec![0u32; self.groups().len()];
+        for (i, &g) in self.groups().iter().enumerate() {
+            order[next[g as usize]] = i as u32;
+            next[g as usize] += 1;
+        }
+        (start, order)
     }
 }
 
