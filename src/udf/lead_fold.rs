@@ -543,8 +543,16 @@ impl<'a> FitArg<'a> {
                     (0..rules.len())
                         .filter(|&j| rules.is_valid(j) && points.is_valid(j))
                         .map(|j| FitRule {
-                            from: from.is_valid(j).then(|| from.value(j)).unwrap_or(i64::MIN),
-                            to: to.is_valid(j).then(|| to.value(j)).unwrap_or(i64::MAX),
+                            from: if from.is_valid(j) {
+                                from.value(j)
+                            } else {
+                                i64::MIN
+                            },
+                            to: if to.is_valid(j) {
+                                to.value(j)
+                            } else {
+                                i64::MAX
+                            },
                             points: points.value(j),
                         })
                         .collect(),

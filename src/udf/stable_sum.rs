@@ -344,7 +344,8 @@ mod tests {
         ]));
         let groups = [0, 1, 2, 0, 1, 0];
         let mut acc = StableSumGroups::default();
-        acc.update_batch(&[x.clone()], &groups, None, 4).unwrap();
+        acc.update_batch(std::slice::from_ref(&x), &groups, None, 4)
+            .unwrap();
         let sums = acc.evaluate(EmitTo::All).unwrap();
         let sums = sums.as_primitive::<Float64Type>();
         assert_eq!(sums.value(0), ordered_sum(&mut [0.3, 0.2, 0.1]));
@@ -355,7 +356,7 @@ mod tests {
         // Partial states in another order, filtered rows, emitted in two parts.
         let mut a = StableSumGroups::default();
         let filter = BooleanArray::from(vec![true, true, true, false, true, true]);
-        a.update_batch(&[x.clone()], &groups, Some(&filter), 3)
+        a.update_batch(std::slice::from_ref(&x), &groups, Some(&filter), 3)
             .unwrap();
         let mut b = StableSumGroups::default();
         b.update_batch(&[x.slice(3, 1)], &[0], None, 1).unwrap();
