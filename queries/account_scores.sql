@@ -7,11 +7,10 @@
 -- nps: 100 x (promoters - detractors) / respondents, null without respondents.
 with members as (
     select
-        l.*,
-        st.stage_rank
-    from lead_scores l
-    left join ${stage_table} st on st.stage = l.stage
-    where l.account_id is not null
+        *,
+        ${rank_of_stage} as stage_rank
+    from lead_scores
+    where account_id is not null
 ),
 
 accounts as (
@@ -43,12 +42,11 @@ select
     a.engaged_leads,
     a.mql_leads,
     a.top_lead_id,
-    st.stage,
+    ${stage_of_rank} as stage,
     a.score >= ${account_threshold} as is_sales_ready,
     case
         when a.respondents > 0
             then 100.0 * (a.promoters - a.detractors) / a.respondents
     end as nps
 from accounts a
-left join ${stage_table} st on st.stage_rank = a.stage_rank
 order by a.as_of, a.account_id

@@ -16,6 +16,10 @@
 --
 -- ${fit} is the list of the fit rules the lead's attributes match, each with the cutoffs at which
 -- it holds (a `within_days` rule on a time t holds from t - N days to t); see lead_fold().
+--
+-- The account comes from joining the leads table on lead_id before grouping (max() of the one
+-- account a lead has): with a large leads table that join partitions the rows by lead_id, so the
+-- grouping runs in one phase, with no partial states of every lead's events to build and merge.
 with lead_rows as (
     select
         e.lead_id,
@@ -37,16 +41,17 @@ with lead_rows as (
 
 folded as (
     select
-        lead_id,
-        lead_fold(ts, points, product, stage_rank, nps, fit, ${fold}) as snapshots
-    from lead_rows
-    group by lead_id
+        r.lead_id,
+        max(l.account_id) as account_id,
+        lead_fold(r.ts, r.points, r.product, r.stage_rank, r.nps, r.fit, ${fold}) as snapshots
+    from lead_rows r
+    left join leads l on l.lead_id = r.lead_id
+    group by r.lead_id
 ),
 
 unnested as (
-    select f.lead_id, l.account_id, unnest(f.snapshots) as s
-    from folded f
-    left join leads l on l.lead_id = f.lead_id
+    select lead_id, account_id, unnest(snapshots) as s
+    from folded
 )
 
 select

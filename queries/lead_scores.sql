@@ -15,7 +15,7 @@ select
     a.engagement + a.fit as score,
     a.engagement + a.fit >= ${threshold} as is_mql,
     a.mql_at,
-    st.stage,
+    ${stage_of_rank} as stage,
     ${tally_columns}
     a.last_activity,
     coalesce(a.last_positive_at < a.cutoff - ${cold_span}, true) as is_cold,
@@ -27,5 +27,4 @@ select
     end as nps_class,
     ${model_version} as model_version
 from lead_activity a
-left join ${stage_table} st on st.stage_rank = a.stage_rank
 order by a.as_of, a.lead_id

@@ -9,7 +9,7 @@ use datafusion::arrow::array::{Array, RecordBatch};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::execution::TaskContext;
-use datafusion::physical_plan::{ExecutionPlan, execute_stream, execute_stream_partitioned};
+use datafusion::physical_plan::{ExecutionPlan, execute_stream_partitioned};
 use futures::StreamExt;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
@@ -173,9 +173,20 @@ fn create_file(
     )?)
 }
 
-/// Runs `df`, whose rows must come ordered by the Date32 column `as_of`, and writes them as a
-/// hive-partitioned table: `dir/as_of=YYYY-MM-DD/part-00000.parquet`, the files without the
-/// `as_of` column. Returns the files' schema and the row count.
+/// How many bytes of unwritten row groups one partition's day files may hold before the largest
+/// is written out as a row group of its own.
+const DAY_BUFFER_BYTES: usize = 96 << 20;
+
+/// How many day files one partition keeps open; past that the least recently written is closed
+/// and a later row of that day starts a new file.
+const OPEN_DAY_FILES: usize = 128;
+
+/// Runs `plan` and writes its rows, in any order, as a hive-partitioned table by the Date32
+/// column `as_of`: `dir/as_of=YYYY-MM-DD/part-PPPPP[-NNN].parquet`, one file (or a few, see
+/// [`OPEN_DAY_FILES`]) per output partition and day, the files without the `as_of` column. Each
+/// partition writes its own files, so the rows need no global sort, and memory stays bounded by
+/// [`DAY_BUFFER_BYTES`] per partition whatever the number of days. Returns the files' schema
+/// and the row count.
 pub async fn write_parquet_by_day(
     plan: Arc<dyn ExecutionPlan>,
     task: Arc<TaskContext>,
@@ -193,56 +204,132 @@ pub async fn write_parquet_by_day(
     let mut fields: Vec<Field> = full.fields().iter().map(|f| f.as_ref().clone()).collect();
     fields.remove(day_index);
     let schema: SchemaRef = Arc::new(Schema::new_with_metadata(fields, full.metadata().clone()));
-    let mut stream = execute_stream(plan, task)?;
-    let mut current: Option<(i32, ArrowWriter<std::fs::File>)> = None;
-    let mut rows = 0u64;
-    while let Some(batch) = stream.next().await {
-        let mut batch = convert(&batch?, &full)?;
-        let days = batch.remove_column(day_index);
-        let days = days
-            .as_any()
-            .downcast_ref::<datafusion::arrow::array::Date32Array>()
-            .ok_or_else(|| Error::Config(format!("`{PARTITION_COLUMN}` must be a date")))?;
-        let mut start = 0;
-        while start < batch.num_rows() {
-            if days.is_null(start) {
-                return Err(Error::Config(format!(
-                    "a history row has no `{PARTITION_COLUMN}`"
-                )));
-            }
-            let day = days.value(start);
-            let mut end = start + 1;
-            while end < batch.num_rows() && days.is_valid(end) && days.value(end) == day {
-                end += 1;
-            }
-            if current.as_ref().is_none_or(|(d, _)| *d != day) {
-                if let Some((seen, writer)) = current.take() {
-                    if day < seen {
-                        return Err(Error::Config(format!(
-                            "history rows must come ordered by `{PARTITION_COLUMN}`"
-                        )));
-                    }
-                    writer.close()?;
+    let streams = execute_stream_partitioned(plan, task)?;
+    let mut tasks = Vec::new();
+    for (partition, mut stream) in streams.into_iter().enumerate() {
+        let mut files = DayFiles {
+            dir: dir.to_path_buf(),
+            schema: schema.clone(),
+            packing,
+            partition,
+            open: std::collections::HashMap::new(),
+            parts: std::collections::HashMap::new(),
+            clock: 0,
+        };
+        let full = full.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut rows = 0u64;
+            while let Some(batch) = stream.next().await {
+                let mut batch = convert(&batch?, &full)?;
+                let days = batch.remove_column(day_index);
+                let days = days
+                    .as_any()
+                    .downcast_ref::<datafusion::arrow::array::Date32Array>()
+                    .ok_or_else(|| Error::Config(format!("`{PARTITION_COLUMN}` must be a date")))?;
+                if days.null_count() > 0 {
+                    return Err(Error::Config(format!(
+                        "a history row has no `{PARTITION_COLUMN}`"
+                    )));
                 }
-                let date = datafusion::arrow::temporal_conversions::date32_to_datetime(day)
-                    .map(|t| t.date().to_string())
-                    .unwrap_or_else(|| day.to_string());
-                let part = dir.join(format!("{PARTITION_COLUMN}={date}"));
-                std::fs::create_dir_all(&part)
-                    .map_err(|e| Error::io(format!("creating {}", part.display()), e))?;
-                let writer = create_file(&part.join("part-00000.parquet"), &schema, packing)?;
-                current = Some((day, writer));
+                rows += batch.num_rows() as u64;
+                for (day, rows_of_day) in split_by_day(days) {
+                    let slice = if rows_of_day.len() == batch.num_rows() {
+                        batch.clone()
+                    } else {
+                        let indices = datafusion::arrow::array::UInt32Array::from(rows_of_day);
+                        datafusion::arrow::compute::take_record_batch(&batch, &indices)?
+                    };
+                    files.write(day, &slice)?;
+                }
             }
-            let (_, writer) = current.as_mut().expect("opened above");
-            writer.write(&batch.slice(start, end - start))?;
-            rows += (end - start) as u64;
-            start = end;
-        }
+            files.close()?;
+            Ok::<u64, Error>(rows)
+        }));
     }
-    if let Some((_, writer)) = current {
-        writer.close()?;
+    let mut rows = 0;
+    for task in tasks {
+        rows += task
+            .await
+            .map_err(|e| Error::Config(format!("a writer task failed: {e}")))??;
     }
     Ok((schema, rows))
+}
+
+/// The row numbers of each day in `days`, days in order of first appearance.
+fn split_by_day(days: &datafusion::arrow::array::Date32Array) -> Vec<(i32, Vec<u32>)> {
+    let mut out: Vec<(i32, Vec<u32>)> = Vec::new();
+    for (i, &day) in days.values().iter().enumerate() {
+        match out.iter_mut().rev().find(|(d, _)| *d == day) {
+            Some((_, rows)) => rows.push(i as u32),
+            None => out.push((day, vec![i as u32])),
+        }
+    }
+    out
+}
+
+/// One partition's open day files.
+struct DayFiles {
+    dir: PathBuf,
+    schema: SchemaRef,
+    packing: Packing,
+    partition: usize,
+    /// Open writers by day, with when each was last written to.
+    open: std::collections::HashMap<i32, (ArrowWriter<std::fs::File>, u64)>,
+    /// How many files each day has had in this partition.
+    parts: std::collections::HashMap<i32, usize>,
+    clock: u64,
+}
+
+impl DayFiles {
+    fn write(&mut self, day: i32, batch: &RecordBatch) -> Result<()> {
+        self.clock += 1;
+        if !self.open.contains_key(&day) {
+            if self.open.len() >= OPEN_DAY_FILES {
+                let oldest = self
+                    .open
+                    .iter()
+                    .min_by_key(|(_, (_, used))| *used)
+                    .map(|(d, _)| *d)
+                    .expect("not empty");
+                let (writer, _) = self.open.remove(&oldest).expect("present");
+                writer.close()?;
+            }
+            let date = datafusion::arrow::temporal_conversions::date32_to_datetime(day)
+                .map(|t| t.date().to_string())
+                .unwrap_or_else(|| day.to_string());
+            let part = self.dir.join(format!("{PARTITION_COLUMN}={date}"));
+            std::fs::create_dir_all(&part)
+                .map_err(|e| Error::io(format!("creating {}", part.display()), e))?;
+            let n = self.parts.entry(day).or_insert(0);
+            let name = match *n {
+                0 => format!("part-{:05}.parquet", self.partition),
+                k => format!("part-{:05}-{k:03}.parquet", self.partition),
+            };
+            *n += 1;
+            let writer = create_file(&part.join(name), &self.schema, self.packing)?;
+            self.open.insert(day, (writer, self.clock));
+        }
+        let (writer, used) = self.open.get_mut(&day).expect("opened above");
+        *used = self.clock;
+        writer.write(batch)?;
+        let buffered: usize = self.open.values().map(|(w, _)| w.in_progress_size()).sum();
+        if buffered > DAY_BUFFER_BYTES
+            && let Some((w, _)) = self
+                .open
+                .values_mut()
+                .max_by_key(|(w, _)| w.in_progress_size())
+        {
+            w.flush()?;
+        }
+        Ok(())
+    }
+
+    fn close(self) -> Result<()> {
+        for (_, (writer, _)) in self.open {
+            writer.close()?;
+        }
+        Ok(())
+    }
 }
 
 /// Runs `df` and writes its rows as Parquet files `part-NNNNN.parquet` in `dir`, one per output

@@ -239,6 +239,8 @@ impl Template {
         value_actions.dedup();
         t.set("value_actions", value_actions.join(", "));
         t.set("stage_table", stage_table(model));
+        t.set("stage_of_rank", stage_case(model, "stage_rank", true));
+        t.set("rank_of_stage", stage_case(model, "stage", false));
         let tallies = |f: &dyn Fn(usize, &str) -> String| -> String {
             model
                 .stages
@@ -374,6 +376,33 @@ fn rule_table(model: &Model) -> String {
         })
         .collect();
     format!("({})", rows.join(" union all "))
+}
+
+/// A CASE expression over the unqualified column `column`: the stage name of a rank (`to_name`)
+/// or the rank of a stage name; null for anything else.
+fn stage_case(model: &Model, column: &str, to_name: bool) -> String {
+    let null = if to_name {
+        "cast(null as varchar)"
+    } else {
+        "cast(null as int)"
+    };
+    if model.stages.is_empty() {
+        return null.into();
+    }
+    let arms: Vec<String> = model
+        .stages
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let (rank, name) = (i + 1, string(s));
+            if to_name {
+                format!("when {rank} then {name}")
+            } else {
+                format!("when {name} then {rank}")
+            }
+        })
+        .collect();
+    format!("case {column} {} else {null} end", arms.join(" "))
 }
 
 fn stage_table(model: &Model) -> String {

@@ -627,8 +627,11 @@ impl LeadFoldGroups {
 
     /// Adds row `i` of `args` to group `g`.
     fn add_row(&mut self, args: &EventArgs, i: usize, g: usize) {
-        if self.fits[g].is_none() {
-            self.fits[g] = args.fit.get(i);
+        // Only a leads-table row has a fit: event rows never touch the per-group fits.
+        if let Some(fit) = args.fit.get(i)
+            && self.fits[g].is_none()
+        {
+            self.fits[g] = Some(fit);
         }
         if args.ts.is_null(i) {
             return;
