@@ -14,6 +14,7 @@ use futures::StreamExt;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
+use parquet::schema::types::ColumnPath;
 
 use crate::error::{Error, Result};
 
@@ -146,14 +147,24 @@ fn convert(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
     Ok(RecordBatch::try_new(schema.clone(), columns)?)
 }
 
-fn properties(packing: Packing) -> WriterProperties {
+/// Parquet settings: compression by packing, and dictionary encoding for text columns only. Scores,
+/// times and counts are mostly distinct values: interning each into a dictionary that is then
+/// abandoned cost more than encoding them, and zstd compresses them anyway.
+fn properties(packing: Packing, schema: &Schema) -> WriterProperties {
     let compression = match packing {
         Packing::Published => Compression::ZSTD(ZstdLevel::try_new(3).expect("valid level")),
         Packing::Scratch => Compression::LZ4_RAW,
     };
-    WriterProperties::builder()
+    let mut builder = WriterProperties::builder()
         .set_compression(compression)
-        .build()
+        .set_dictionary_enabled(false);
+    for f in schema.fields() {
+        if matches!(f.data_type(), DataType::Utf8 | DataType::LargeUtf8) {
+            builder =
+                builder.set_column_dictionary_enabled(ColumnPath::from(f.name().as_str()), true);
+        }
+    }
+    builder.build()
 }
 
 /// The column a history table is partitioned by.
@@ -169,7 +180,7 @@ fn create_file(
     Ok(ArrowWriter::try_new(
         file,
         schema.clone(),
-        Some(properties(packing)),
+        Some(properties(packing, schema)),
     )?)
 }
 
@@ -207,15 +218,7 @@ pub async fn write_parquet_by_day(
     let streams = execute_stream_partitioned(plan, task)?;
     let mut tasks = Vec::new();
     for (partition, mut stream) in streams.into_iter().enumerate() {
-        let mut files = DayFiles {
-            dir: dir.to_path_buf(),
-            schema: schema.clone(),
-            packing,
-            partition,
-            open: std::collections::HashMap::new(),
-            parts: std::collections::HashMap::new(),
-            clock: 0,
-        };
+        let mut files = DayFiles::new(dir, schema.clone(), packing, partition);
         let full = full.clone();
         tasks.push(tokio::spawn(async move {
             let mut rows = 0u64;
@@ -239,8 +242,9 @@ pub async fn write_parquet_by_day(
                         let indices = datafusion::arrow::array::UInt32Array::from(rows_of_day);
                         datafusion::arrow::compute::take_record_batch(&batch, &indices)?
                     };
-                    files.write(day, &slice)?;
+                    files.add(day, slice)?;
                 }
+                files.bound_memory()?;
             }
             files.close()?;
             Ok::<u64, Error>(rows)
@@ -267,12 +271,21 @@ fn split_by_day(days: &datafusion::arrow::array::Date32Array) -> Vec<(i32, Vec<u
     out
 }
 
-/// One partition's open day files.
+/// Rows of one day gathered before they are handed to its writer as one batch.
+const DAY_BATCH_ROWS: usize = 8192;
+
+/// Rows of all days gathered at most, before every day's gathered rows are written.
+const PENDING_ROWS: usize = 1 << 18;
+
+/// One partition's day files: rows gathered per day into batches, open writers, and the files
+/// each day has had.
 struct DayFiles {
     dir: PathBuf,
     schema: SchemaRef,
     packing: Packing,
     partition: usize,
+    pending: std::collections::HashMap<i32, (Vec<RecordBatch>, usize)>,
+    pending_rows: usize,
     /// Open writers by day, with when each was last written to.
     open: std::collections::HashMap<i32, (ArrowWriter<std::fs::File>, u64)>,
     /// How many files each day has had in this partition.
@@ -281,7 +294,60 @@ struct DayFiles {
 }
 
 impl DayFiles {
-    fn write(&mut self, day: i32, batch: &RecordBatch) -> Result<()> {
+    fn new(dir: &Path, schema: SchemaRef, packing: Packing, partition: usize) -> Self {
+        DayFiles {
+            dir: dir.to_path_buf(),
+            schema,
+            packing,
+            partition,
+            pending: std::collections::HashMap::new(),
+            pending_rows: 0,
+            open: std::collections::HashMap::new(),
+            parts: std::collections::HashMap::new(),
+            clock: 0,
+        }
+    }
+
+    /// Gathers `batch`, rows of `day`; writes the day's rows once there are enough.
+    fn add(&mut self, day: i32, batch: RecordBatch) -> Result<()> {
+        let rows = batch.num_rows();
+        let entry = self.pending.entry(day).or_default();
+        entry.0.push(batch);
+        entry.1 += rows;
+        self.pending_rows += rows;
+        if entry.1 >= DAY_BATCH_ROWS {
+            self.write_pending(day)?;
+        }
+        if self.pending_rows >= PENDING_ROWS {
+            let days: Vec<i32> = self.pending.keys().copied().collect();
+            for day in days {
+                self.write_pending(day)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Bounds the writers' unwritten row groups: past [`DAY_BUFFER_BYTES`], the largest one is
+    /// written out.
+    fn bound_memory(&mut self) -> Result<()> {
+        let buffered: usize = self.open.values().map(|(w, _)| w.in_progress_size()).sum();
+        if buffered > DAY_BUFFER_BYTES
+            && let Some((w, _)) = self
+                .open
+                .values_mut()
+                .max_by_key(|(w, _)| w.in_progress_size())
+        {
+            w.flush()?;
+        }
+        Ok(())
+    }
+
+    fn write_pending(&mut self, day: i32) -> Result<()> {
+        let Some((batches, rows)) = self.pending.remove(&day) else {
+            return Ok(());
+        };
+        self.pending_rows -= rows;
+        let batch = datafusion::arrow::compute::concat_batches(&self.schema, &batches)?;
         self.clock += 1;
         if !self.open.contains_key(&day) {
             if self.open.len() >= OPEN_DAY_FILES {
@@ -311,20 +377,15 @@ impl DayFiles {
         }
         let (writer, used) = self.open.get_mut(&day).expect("opened above");
         *used = self.clock;
-        writer.write(batch)?;
-        let buffered: usize = self.open.values().map(|(w, _)| w.in_progress_size()).sum();
-        if buffered > DAY_BUFFER_BYTES
-            && let Some((w, _)) = self
-                .open
-                .values_mut()
-                .max_by_key(|(w, _)| w.in_progress_size())
-        {
-            w.flush()?;
-        }
+        writer.write(&batch)?;
         Ok(())
     }
 
-    fn close(self) -> Result<()> {
+    fn close(mut self) -> Result<()> {
+        let days: Vec<i32> = self.pending.keys().copied().collect();
+        for day in days {
+            self.write_pending(day)?;
+        }
         for (_, (writer, _)) in self.open {
             writer.close()?;
         }
@@ -383,4 +444,61 @@ pub async fn write_parquet(
         create_file(&dir.join("part-00000.parquet"), &schema, packing)?.close()?;
     }
     Ok((schema, rows))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::Int64Array;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+    fn rows_in(dir: &Path) -> usize {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|f| {
+                let file = std::fs::File::open(f.unwrap().path()).unwrap();
+                let reader = ParquetRecordBatchReaderBuilder::try_new(file).unwrap();
+                reader.metadata().file_metadata().num_rows() as usize
+            })
+            .sum()
+    }
+
+    #[test]
+    fn day_files_take_rows_in_any_order_with_few_files_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let schema = Arc::new(Schema::new(vec![Field::new("x", DataType::Int64, false)]));
+        let mut files = DayFiles::new(dir.path(), schema.clone(), Packing::Scratch, 3);
+        let days = OPEN_DAY_FILES as i32 + 20;
+        // Two rounds over every day: the second finds the first days' files closed.
+        for round in 0..2 {
+            for day in 0..days {
+                let batch = RecordBatch::try_new(
+                    schema.clone(),
+                    vec![Arc::new(Int64Array::from(vec![i64::from(day); 3]))],
+                )
+                .unwrap();
+                files.add(20_000 + day, batch).unwrap();
+                if round == 0 || day % 2 == 0 {
+                    files.write_pending(20_000 + day).unwrap();
+                }
+            }
+            files.bound_memory().unwrap();
+        }
+        assert!(files.open.len() <= OPEN_DAY_FILES);
+        files.close().unwrap();
+        let first = dir.path().join("as_of=2024-10-04");
+        assert_eq!(rows_in(&first), 6);
+        let mut names: Vec<String> = std::fs::read_dir(&first)
+            .unwrap()
+            .map(|f| f.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        // Day 0's first file was closed to open day 128's; its second round went to a new one.
+        names.sort();
+        assert_eq!(names, ["part-00003-001.parquet", "part-00003.parquet"]);
+        let all: usize = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|d| rows_in(&d.unwrap().path()))
+            .sum();
+        assert_eq!(all, 6 * days as usize);
+    }
 }
