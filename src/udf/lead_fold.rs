@@ -508,6 +508,8 @@ pub struct LeadFoldGroups {
     answers: Answers,
     /// Each group's fit rules, once a leads-table row gave them.
     fits: Vec<Fit>,
+    /// How many fit rules `fits` holds (for `size`, which must not walk every group).
+    fit_rules: usize,
     products: Products,
 }
 
@@ -592,6 +594,7 @@ impl LeadFoldGroups {
             events: Events::default(),
             answers: Answers::default(),
             fits: Vec::new(),
+            fit_rules: 0,
             products: Products::default(),
         }
     }
@@ -604,16 +607,23 @@ impl LeadFoldGroups {
 
     fn take(&mut self, emit_to: EmitTo) -> Taken {
         match emit_to {
-            EmitTo::All => Taken {
-                events: std::mem::take(&mut self.events),
-                answers: std::mem::take(&mut self.answers),
-                fits: std::mem::take(&mut self.fits),
-            },
-            EmitTo::First(n) => Taken {
-                events: self.events.split_first(n),
-                answers: self.answers.split_first(n),
-                fits: self.fits.drain(..n).collect(),
-            },
+            EmitTo::All => {
+                self.fit_rules = 0;
+                Taken {
+                    events: std::mem::take(&mut self.events),
+                    answers: std::mem::take(&mut self.answers),
+                    fits: std::mem::take(&mut self.fits),
+                }
+            }
+            EmitTo::First(n) => {
+                let fits: Vec<Fit> = self.fits.drain(..n).collect();
+                self.fit_rules -= fits.iter().flatten().map(Vec::len).sum::<usize>();
+                Taken {
+                    events: self.events.split_first(n),
+                    answers: self.answers.split_first(n),
+                    fits,
+                }
+            }
         }
     }
 
@@ -631,6 +641,7 @@ impl LeadFoldGroups {
         if let Some(fit) = args.fit.get(i)
             && self.fits[g].is_none()
         {
+            self.fit_rules += fit.len();
             self.fits[g] = Some(fit);
         }
         if args.ts.is_null(i) {
@@ -1107,15 +1118,15 @@ impl GroupsAccumulator for LeadFoldGroups {
         };
         for (row, &g) in group_indices.iter().enumerate() {
             if self.fits[g].is_none() && lists[6].is_valid(row) {
-                self.fits[g] = Some(
-                    range(lists[6], row)
-                        .map(|j| FitRule {
-                            from: from.value(j),
-                            to: to.value(j),
-                            points: rule_points.value(j),
-                        })
-                        .collect(),
-                );
+                let rules: Vec<FitRule> = range(lists[6], row)
+                    .map(|j| FitRule {
+                        from: from.value(j),
+                        to: to.value(j),
+                        points: rule_points.value(j),
+                    })
+                    .collect();
+                self.fit_rules += rules.len();
+                self.fits[g] = Some(rules);
             }
             for j in range(lists[0], row) {
                 let matched = points.is_valid(j);
@@ -1172,12 +1183,7 @@ impl GroupsAccumulator for LeadFoldGroups {
             + self.events.bytes()
             + self.answers.bytes()
             + self.fits.capacity() * size_of::<Fit>()
-            + self
-                .fits
-                .iter()
-                .flatten()
-                .map(|f| f.capacity() * size_of::<FitRule>())
-                .sum::<usize>()
+            + self.fit_rules * size_of::<FitRule>()
             + self.products.bytes()
     }
 }
