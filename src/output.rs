@@ -250,13 +250,19 @@ pub async fn write_parquet_by_day(
             Ok::<u64, Error>(rows)
         }));
     }
+    let rows = rows_written(tasks).await?;
+    Ok((schema, rows))
+}
+
+/// Waits for every partition's writer task and adds up the rows they wrote.
+async fn rows_written(tasks: Vec<tokio::task::JoinHandle<Result<u64>>>) -> Result<u64> {
     let mut rows = 0;
     for task in tasks {
         rows += task
             .await
             .map_err(|e| Error::Config(format!("a writer task failed: {e}")))??;
     }
-    Ok((schema, rows))
+    Ok(rows)
 }
 
 /// The row numbers of each day in `days`, days in order of first appearance.
@@ -430,12 +436,7 @@ pub async fn write_parquet(
             Ok::<u64, Error>(rows)
         }));
     }
-    let mut rows = 0;
-    for task in tasks {
-        rows += task
-            .await
-            .map_err(|e| Error::Config(format!("a writer task failed: {e}")))??;
-    }
+    let rows = rows_written(tasks).await?;
     let any_file = std::fs::read_dir(dir)
         .map_err(|e| Error::io(format!("reading {}", dir.display()), e))?
         .next()

@@ -66,7 +66,7 @@ use datafusion::logical_expr::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::{Rows, coerce_number, coerce_text, literal_arg, literal_text};
+use super::{Rows, coerce_number, coerce_text, literal_arg, literal_text, passes};
 use crate::fold::{Decay, Folder, Snapshots, epoch_days};
 
 const NAME: &str = "lead_fold";
@@ -1057,10 +1057,6 @@ impl LeadFoldGroups {
     }
 }
 
-fn keep(filter: Option<&BooleanArray>, i: usize) -> bool {
-    filter.is_none_or(|f| f.is_valid(i) && f.value(i))
-}
-
 impl GroupsAccumulator for LeadFoldGroups {
     // Appends each kept row's event (and answer) to its group.
     fn update_batch(
@@ -1073,7 +1069,7 @@ impl GroupsAccumulator for LeadFoldGroups {
         self.ensure_groups(total_num_groups);
         let args = EventArgs::new(values)?;
         for (i, &g) in group_indices.iter().enumerate() {
-            if keep(opt_filter, i) {
+            if passes(opt_filter, i) {
                 self.add_row(&args, i, g);
             }
         }
@@ -1170,7 +1166,7 @@ impl GroupsAccumulator for LeadFoldGroups {
         one.ensure_groups(rows);
         let args = EventArgs::new(values)?;
         for i in 0..rows {
-            if keep(opt_filter, i) {
+            if passes(opt_filter, i) {
                 one.add_row(&args, i, i);
             }
         }

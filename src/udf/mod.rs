@@ -129,6 +129,11 @@ pub(crate) fn coerce_number(function: &str, t: &DataType) -> Result<DataType> {
     }
 }
 
+/// Whether row `i` passes an aggregate's `FILTER (WHERE ...)` (a null filter value does not).
+pub(crate) fn passes(filter: Option<&datafusion::arrow::array::BooleanArray>, i: usize) -> bool {
+    filter.is_none_or(|f| f.is_valid(i) && f.value(i))
+}
+
 /// Rows of many groups in flat vectors, in arrival order.
 pub(crate) trait Rows: Default {
     fn groups(&self) -> &[u32];

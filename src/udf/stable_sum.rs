@@ -23,7 +23,7 @@ use datafusion::logical_expr::{
 };
 use std::sync::Arc;
 
-use super::{Rows, coerce_number};
+use super::{Rows, coerce_number, passes};
 
 /// The `stable_sum` SQL aggregate.
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -138,11 +138,6 @@ impl StableSumGroups {
     }
 }
 
-/// Row `i` passes the filter (a null filter value does not).
-fn kept(filter: Option<&BooleanArray>, i: usize) -> bool {
-    filter.is_none_or(|f| f.is_valid(i) && f.value(i))
-}
-
 impl GroupsAccumulator for StableSumGroups {
     fn update_batch(
         &mut self,
@@ -154,7 +149,7 @@ impl GroupsAccumulator for StableSumGroups {
         self.groups = self.groups.max(total_num_groups);
         let x = values[0].as_primitive::<Float64Type>();
         for (i, &g) in group_indices.iter().enumerate() {
-            if x.is_valid(i) && kept(opt_filter, i) {
+            if x.is_valid(i) && passes(opt_filter, i) {
                 self.push(g, x.value(i));
             }
         }
@@ -231,7 +226,7 @@ impl GroupsAccumulator for StableSumGroups {
     ) -> Result<Vec<ArrayRef>> {
         let x = values[0].as_primitive::<Float64Type>();
         let keep: Vec<bool> = (0..x.len())
-            .map(|i| x.is_valid(i) && kept(opt_filter, i))
+            .map(|i| x.is_valid(i) && passes(opt_filter, i))
             .collect();
         let values: Float64Array = (0..x.len())
             .filter(|&i| keep[i])

@@ -24,7 +24,7 @@ use datafusion::logical_expr::{
     Accumulator, AggregateUDF, AggregateUDFImpl, EmitTo, GroupsAccumulator, Signature, Volatility,
 };
 
-use super::coerce_number;
+use super::{coerce_number, passes};
 
 const NAME: &str = "top_lead";
 
@@ -172,11 +172,7 @@ impl TopLeadGroups {
         total_num_groups: usize,
     ) -> Result<()> {
         self.resize(total_num_groups);
-        let counts = |i: usize| {
-            scores.is_valid(i)
-                && ids.is_valid(i)
-                && filter.is_none_or(|f| f.is_valid(i) && f.value(i))
-        };
+        let counts = |i: usize| scores.is_valid(i) && ids.is_valid(i) && passes(filter, i);
         match &mut self.ids {
             Ids::Int(best_ids) => {
                 let ids = ids.as_primitive::<Int64Type>();
