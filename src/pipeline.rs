@@ -136,6 +136,17 @@ impl<'a> Pipeline<'a> {
         };
         drop(watch);
         let (schema, rows) = written.map_err(|e| match e {
+            Error::Engine(e) if partitioned && e.to_string().contains("Resources exhausted") => {
+                // The fold builds every snapshot row of a partition's leads at once.
+                query_error(
+                    name,
+                    format!(
+                        "{e}\nhint: a history holds a row per lead and snapshot day, built at \
+                         once: raise --memory-limit, or backfill fewer days per run (a shorter \
+                         --from/--to range, or --every week)"
+                    ),
+                )
+            }
             Error::Engine(e) => query_error(name, e),
             other => other,
         })?;
