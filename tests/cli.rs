@@ -644,3 +644,44 @@ async fn a_memory_limit_several_times_smaller_than_the_work_gives_the_same_numbe
         assert!(a == b, "{table} differs under the memory limit");
     }
 }
+
+#[tokio::test]
+async fn a_backfill_of_many_days_under_a_memory_limit_gives_the_same_history() {
+    let dir = fixtures_dir();
+    // A year of daily snapshots: 600 leads x 365 days of rows, several times the limit.
+    let backfill = |out: &str, extra: &[&str]| {
+        let mut args = vec![
+            "backfill",
+            "--events",
+            "fixtures/events",
+            "--leads",
+            "fixtures/leads.csv",
+            "--model",
+            "fixtures/model.toml",
+            "--from",
+            "2025-10-01",
+            "--to",
+            "2026-09-30",
+            "--timings",
+            "--out",
+            out,
+        ];
+        args.extend(extra);
+        let o = run(&args, dir.path());
+        assert!(o.status.success(), "{}", stderr(&o));
+        stderr(&o)
+    };
+    let _ = backfill("free", &[]);
+    let bounded = backfill("bounded", &["--memory-limit", "8MB", "--threads", "2"]);
+    assert!(number_after(&bounded, "limit;") > 0.0, "{bounded}");
+    for table in ["lead_score_history", "account_score_history"] {
+        let a = rows_of(&dir.path().join("free").join(table), "select * from t").await;
+        let b = rows_of(&dir.path().join("bounded").join(table), "select * from t").await;
+        assert!(
+            a.len() >= 600 * 365 || table != "lead_score_history",
+            "{}",
+            a.len()
+        );
+        assert!(a == b, "{table} differs under the memory limit");
+    }
+}

@@ -73,10 +73,6 @@ const NAME: &str = "lead_fold";
 const NO_PRODUCT: u32 = u32::MAX;
 const SPEC_ARG: usize = 6;
 
-/// About what one emitted snapshot row takes (its fixed-width columns, offsets and validity),
-/// without product lists.
-const SNAPSHOT_ROW_BYTES: usize = 112;
-
 /// The timestamp type of event times and of `mql_at`.
 pub fn utc_micros() -> DataType {
     DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
@@ -1178,10 +1174,6 @@ impl GroupsAccumulator for LeadFoldGroups {
         one.state_of(&taken)
     }
 
-    // The rows held, plus what emitting the groups will take: a snapshot row per group and
-    // snapshot day at most. Counting the output makes a memory-limited run spill its groups
-    // early; the spilled groups come back sorted and are emitted a batch at a time, so a
-    // backfill of many days does not build every row of a partition at once.
     fn size(&self) -> usize {
         size_of::<Self>()
             + self.events.bytes()
@@ -1189,7 +1181,6 @@ impl GroupsAccumulator for LeadFoldGroups {
             + self.fits.capacity() * size_of::<Fit>()
             + self.fit_rules * size_of::<FitRule>()
             + self.products.bytes()
-            + self.fits.len() * self.params.cutoffs.len() * SNAPSHOT_ROW_BYTES
     }
 }
 
