@@ -23,6 +23,14 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).to_string()
 }
 
+/// Runs the binary with `args` followed by `extra`, expects success and returns its stderr.
+fn succeed(args: &[&str], extra: &[&str], dir: &Path) -> String {
+    let all: Vec<&str> = args.iter().chain(extra).copied().collect();
+    let o = run(&all, dir);
+    assert!(o.status.success(), "{}", stderr(&o));
+    stderr(&o)
+}
+
 const MODEL: &str = r#"name = "cli"
 version = 4
 threshold = 20
@@ -599,7 +607,7 @@ async fn a_memory_limit_several_times_smaller_than_the_work_gives_the_same_numbe
     let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/model.toml");
     let model = model.to_str().unwrap();
     let score = |out: &str, extra: &[&str]| {
-        let mut args = vec![
+        let args = [
             "score",
             "--events",
             "data/events",
@@ -613,10 +621,7 @@ async fn a_memory_limit_several_times_smaller_than_the_work_gives_the_same_numbe
             "--out",
             out,
         ];
-        args.extend(extra);
-        let o = run(&args, dir.path());
-        assert!(o.status.success(), "{}", stderr(&o));
-        stderr(&o)
+        succeed(&args, extra, dir.path())
     };
     let free = score("free", &[]);
     let bounded = score("bounded", &["--memory-limit", "32MB", "--threads", "2"]);
@@ -650,7 +655,7 @@ async fn a_backfill_of_many_days_under_a_memory_limit_gives_the_same_history() {
     let dir = fixtures_dir();
     // A year of daily snapshots: 600 leads x 365 days of rows, several times the limit.
     let backfill = |out: &str, extra: &[&str]| {
-        let mut args = vec![
+        let args = [
             "backfill",
             "--events",
             "fixtures/events",
@@ -666,10 +671,7 @@ async fn a_backfill_of_many_days_under_a_memory_limit_gives_the_same_history() {
             "--out",
             out,
         ];
-        args.extend(extra);
-        let o = run(&args, dir.path());
-        assert!(o.status.success(), "{}", stderr(&o));
-        stderr(&o)
+        succeed(&args, extra, dir.path())
     };
     let _ = backfill("free", &[]);
     let bounded = backfill("bounded", &["--memory-limit", "8MB", "--threads", "2"]);
