@@ -8,6 +8,7 @@ use std::sync::Arc;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::dataframe::DataFrame;
+use datafusion::error::DataFusionError;
 use datafusion::execution::context::SQLOptions;
 use datafusion::execution::options::ParquetReadOptions;
 use datafusion::logical_expr::LogicalPlan;
@@ -136,7 +137,10 @@ impl<'a> Pipeline<'a> {
         };
         drop(watch);
         let (schema, rows) = written.map_err(|e| match e {
-            Error::Engine(e) if partitioned && e.to_string().contains("Resources exhausted") => {
+            Error::Engine(e)
+                if partitioned
+                    && matches!(e.find_root(), DataFusionError::ResourcesExhausted(_)) =>
+            {
                 // The fold builds every snapshot row of a partition's leads at once.
                 query_error(
                     name,

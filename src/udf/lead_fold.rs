@@ -1191,10 +1191,6 @@ struct LeadFoldAccumulator {
 }
 
 impl LeadFoldAccumulator {
-    fn zeros(values: &[ArrayRef]) -> Vec<usize> {
-        vec![0; values.first().map_or(0, |a| a.len())]
-    }
-
     fn snapshot(&self) -> Taken {
         let mut fits = self.inner.fits.clone();
         fits.resize(1, None);
@@ -1208,7 +1204,7 @@ impl LeadFoldAccumulator {
 
 impl Accumulator for LeadFoldAccumulator {
     fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
-        let zeros = Self::zeros(values);
+        let zeros = super::one_group(values);
         self.inner.update_batch(values, &zeros, None, 1)
     }
 
@@ -1226,7 +1222,7 @@ impl Accumulator for LeadFoldAccumulator {
     }
 
     fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
-        let zeros = Self::zeros(states);
+        let zeros = super::one_group(states);
         self.inner.merge_batch(states, &zeros, 1)
     }
 

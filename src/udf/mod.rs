@@ -129,6 +129,12 @@ pub(crate) fn coerce_number(function: &str, t: &DataType) -> Result<DataType> {
     }
 }
 
+/// Group indices that put every row of `values` in group 0: how a one-group accumulator hands
+/// its rows to a grouped one.
+pub(crate) fn one_group(values: &[ArrayRef]) -> Vec<usize> {
+    vec![0; values.first().map_or(0, |a| a.len())]
+}
+
 /// Whether row `i` passes an aggregate's `FILTER (WHERE ...)` (a null filter value does not).
 pub(crate) fn passes(filter: Option<&datafusion::arrow::array::BooleanArray>, i: usize) -> bool {
     filter.is_none_or(|f| f.is_valid(i) && f.value(i))

@@ -318,10 +318,6 @@ struct TopLeadAccumulator {
 }
 
 impl TopLeadAccumulator {
-    fn zeros(values: &[ArrayRef]) -> Vec<usize> {
-        vec![0; values.first().map_or(0, |a| a.len())]
-    }
-
     fn current(&mut self) -> Result<Vec<ScalarValue>> {
         self.inner.resize(1);
         let (scores, ids) = match &self.inner.ids {
@@ -340,7 +336,7 @@ impl TopLeadAccumulator {
 
 impl Accumulator for TopLeadAccumulator {
     fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
-        let zeros = Self::zeros(values);
+        let zeros = super::one_group(values);
         self.inner.update_batch(values, &zeros, None, 1)
     }
 
@@ -353,7 +349,7 @@ impl Accumulator for TopLeadAccumulator {
     }
 
     fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
-        let zeros = Self::zeros(states);
+        let zeros = super::one_group(states);
         self.inner.merge_batch(states, &zeros, 1)
     }
 
