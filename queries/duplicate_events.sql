@@ -4,26 +4,28 @@
 -- then lead_id, action, asset, product, value, with nulls last, so a complete copy wins over a
 -- broken one and the choice never depends on file order. Rows without an event_id are never
 -- duplicates.
-with repeated as (
-    select event_id
-    from events
-    where event_id is not null
-    group by event_id
-    having count(*) > 1
+--
+-- Only the rows whose key repeated_keys found are read past the key (a join with a small
+-- step); `copies` drops the rare text ids that merely share a key with another id.
+with candidates as (
+    select
+        e.lead_id,
+        e.ts,
+        e.action,
+        e.asset,
+        e.product,
+        e.value,
+        e.event_id,
+        row_number() over (
+            partition by e.event_id
+            order by e.ts nulls last, e.lead_id nulls last, e.action nulls last,
+                     e.asset nulls last, e.product nulls last, e.value nulls last
+        ) as copy,
+        count(*) over (partition by e.event_id) as copies
+    from events e
+    join repeated_keys r on r.k = event_key(e.event_id)
 )
 
-select
-    e.lead_id,
-    e.ts,
-    e.action,
-    e.asset,
-    e.product,
-    e.value,
-    e.event_id,
-    row_number() over (
-        partition by e.event_id
-        order by e.ts nulls last, e.lead_id nulls last, e.action nulls last,
-                 e.asset nulls last, e.product nulls last, e.value nulls last
-    ) as copy
-from events e
-join repeated r on r.event_id = e.event_id
+select lead_id, ts, action, asset, product, value, event_id, copy
+from candidates
+where copies > 1

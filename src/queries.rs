@@ -23,6 +23,8 @@ macro_rules! embed {
 
 /// Every query file shipped with leadscore, by name (the file name without `.sql`).
 pub const EMBEDDED: &[(&str, &str)] = embed!(
+    "repeated_keys",
+    "repeated_keys_grouped",
     "duplicate_events",
     "kept_events",
     "judged_events",
@@ -51,6 +53,7 @@ pub enum Kind {
 
 /// Finding duplicates and judging rows: the same for every cutoff.
 pub const JUDGE_PIPELINE: &[(&str, Kind)] = &[
+    ("repeated_keys", Kind::Step),
     ("duplicate_events", Kind::Step),
     ("kept_events", Kind::View),
     ("judged_events", Kind::View),
@@ -79,6 +82,8 @@ pub const BACKFILL_PIPELINE: &[(&str, Kind)] = &[
 #[derive(Clone, Debug, Default)]
 pub struct QuerySource {
     dir: Option<PathBuf>,
+    /// Queries that run from another file than their own name's: `(name, file)`.
+    files: Vec<(String, String)>,
 }
 
 impl QuerySource {
@@ -94,11 +99,23 @@ impl QuerySource {
         }
         Ok(Self {
             dir: dir.map(Path::to_path_buf),
+            files: Vec::new(),
         })
+    }
+
+    /// Makes query `name` run from file `file` (`file.sql`, embedded or in the directory).
+    pub fn run_from(&mut self, name: &str, file: &str) {
+        self.files.retain(|(n, _)| n != name);
+        self.files.push((name.to_string(), file.to_string()));
     }
 
     /// The text of query `name`.
     pub fn text(&self, name: &str) -> Result<String> {
+        let name = self
+            .files
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or(name, |(_, file)| file.as_str());
         if let Some(dir) = &self.dir {
             let path = dir.join(format!("{name}.sql"));
             if path.exists() {

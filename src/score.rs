@@ -105,7 +105,10 @@ impl Inputs {
         products: bool,
         engine: &EngineOptions,
     ) -> Result<Pipeline<'a>> {
-        let source = QuerySource::new(queries)?;
+        let mut source = QuerySource::new(queries)?;
+        if !repeated_keys_fit(self.events.rows(), engine.memory_limit) {
+            source.run_from("repeated_keys", "repeated_keys_grouped");
+        }
         Ok(Pipeline::new(
             &self.ctx,
             source,
@@ -123,6 +126,13 @@ impl Inputs {
         t.set_fit(&self.model, self.leads.path.is_some());
         t
     }
+}
+
+/// Whether `repeated_keys` (which holds 8 bytes per row and sorts them with as many again, and
+/// cannot spill) fits comfortably in the memory limit, if any; when not, the grouping query that
+/// spills runs instead.
+fn repeated_keys_fit(rows: u64, memory_limit: Option<usize>) -> bool {
+    memory_limit.is_none_or(|limit| rows.saturating_mul(24) <= limit as u64 / 2)
 }
 
 /// The day of the latest good event (the default `--as-of`).

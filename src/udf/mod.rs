@@ -6,9 +6,11 @@
 //! process and run there with nothing but the function names registered.
 
 pub mod decay;
+pub mod event_key;
 pub mod glob_match;
 pub mod lead_fold;
 pub mod match_rule;
+pub mod repeated_keys;
 pub mod stable_sum;
 pub mod top_lead;
 
@@ -28,6 +30,7 @@ pub fn scalar_functions() -> Vec<Arc<ScalarUDF>> {
         Arc::new(glob_match::glob_match_udf()),
         Arc::new(match_rule::match_rule_udf()),
         Arc::new(decay::decay_udf()),
+        Arc::new(event_key::event_key_udf()),
     ]
 }
 
@@ -35,6 +38,7 @@ pub fn scalar_functions() -> Vec<Arc<ScalarUDF>> {
 pub fn aggregate_functions() -> Vec<Arc<AggregateUDF>> {
     vec![
         Arc::new(lead_fold::lead_fold_udaf()),
+        Arc::new(repeated_keys::repeated_keys_udaf()),
         Arc::new(stable_sum::stable_sum_udaf()),
         Arc::new(top_lead::top_lead_udaf()),
     ]

@@ -1,0 +1,298 @@
+//! `repeated_keys(event_id)`: the [`event_key`](super::event_key)s that more than one row has,
+//! each once, in increasing order, as a list (empty when every key is unique). Null ids are
+//! skipped. The first step of duplicate detection (SPEC §2.4): the rows whose key is in the list
+//! are the only ones that can share an `event_id`, and the queries then compare those few rows on
+//! the ids themselves.
+//!
+//! ```sql
+//! select repeated_keys(id) from (values (3), (1), (3), (2), (1), (null), (null)) t(id);  -- [1, 3]
+//! select unnest(repeated_keys(event_id)) as k from events;
+//! ```
+//!
+//! How: each partition appends its keys to a flat vector (a few nanoseconds a row, where a hash
+//! table of every id costs hundreds once it outgrows the caches), sorts them with a radix sort
+//! when it hands them on, and the final step sorts all partitions' keys together and reports each
+//! run longer than one. Memory: 8 bytes a row, twice while sorting; the pipeline uses a grouping
+//! query instead (which spills) when a `--memory-limit` could not hold that.
+
+use std::mem::size_of;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int64Array, ListArray};
+use datafusion::arrow::buffer::OffsetBuffer;
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Int64Type};
+use datafusion::common::{Result, ScalarValue, plan_err};
+use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
+use datafusion::logical_expr::{
+    Accumulator, AggregateUDF, AggregateUDFImpl, Signature, Volatility,
+};
+
+use super::event_key::{id_type, keys};
+
+const NAME: &str = "repeated_keys";
+
+/// The `repeated_keys` SQL aggregate.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct RepeatedKeysFunc {
+    signature: Signature,
+}
+
+impl Default for RepeatedKeysFunc {
+    fn default() -> Self {
+        Self {
+            signature: Signature::user_defined(Volatility::Immutable),
+        }
+    }
+}
+
+/// `repeated_keys` as a registrable function.
+pub fn repeated_keys_udaf() -> AggregateUDF {
+    AggregateUDF::from(RepeatedKeysFunc::default())
+}
+
+fn key_list() -> DataType {
+    DataType::List(Arc::new(Field::new_list_field(DataType::Int64, true)))
+}
+
+impl AggregateUDFImpl for RepeatedKeysFunc {
+    fn name(&self) -> &str {
+        NAME
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        match arg_types {
+            [t] => Ok(vec![id_type(NAME, t)?]),
+            _ => plan_err!("{NAME}(event_id) takes 1 argument"),
+        }
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        Ok(key_list())
+    }
+
+    fn is_nullable(&self) -> bool {
+        false
+    }
+
+    fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
+        // Every key a partition saw, sorted, repeats included.
+        Ok(vec![Arc::new(Field::new(
+            format!("{}[keys]", args.name),
+            key_list(),
+            true,
+        ))])
+    }
+
+    fn accumulator(&self, _args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+        Ok(Box::new(RepeatedKeys::default()))
+    }
+}
+
+/// The keys seen so far, in arrival order until a sort.
+#[derive(Debug, Default)]
+struct RepeatedKeys {
+    keys: Vec<u64>,
+}
+
+impl RepeatedKeys {
+    fn append(&mut self, keys: &Int64Array) {
+        if keys.null_count() == 0 {
+            self.keys.extend(keys.values().iter().map(|&k| k as u64));
+        } else {
+            self.keys.extend(keys.iter().flatten().map(|k| k as u64));
+        }
+    }
+}
+
+impl Accumulator for RepeatedKeys {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
+        self.append(&keys(&values[0], NAME)?);
+        Ok(())
+    }
+
+    fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
+        let lists = states[0].as_list::<i32>();
+        for row in 0..lists.len() {
+            if lists.is_valid(row) {
+                self.append(lists.value(row).as_primitive::<Int64Type>());
+            }
+        }
+        Ok(())
+    }
+
+    fn state(&mut self) -> Result<Vec<ScalarValue>> {
+        // Sorted here, in parallel across partitions, so that the final sort meets long runs.
+        radix_sort(&mut self.keys);
+        let keys = std::mem::take(&mut self.keys);
+        // The same allocation, reinterpreted: no copy of what can be the largest vector here.
+        Ok(vec![list_scalar(
+            keys.into_iter().map(|k| k as i64).collect(),
+        )])
+    }
+
+    fn evaluate(&mut self) -> Result<ScalarValue> {
+        radix_sort(&mut self.keys);
+        let mut repeated = Vec::new();
+        let mut i = 0;
+        while i < self.keys.len() {
+            let mut j = i + 1;
+            while j < self.keys.len() && self.keys[j] == self.keys[i] {
+                j += 1;
+            }
+            if j - i > 1 {
+                repeated.push(self.keys[i] as i64);
+            }
+            i = j;
+        }
+        self.keys = Vec::new();
+        Ok(list_scalar(repeated))
+    }
+
+    fn size(&self) -> usize {
+        size_of::<Self>() + self.keys.capacity() * size_of::<u64>()
+    }
+}
+
+fn list_scalar(values: Vec<i64>) -> ScalarValue {
+    let values = Int64Array::from(values);
+    let list = ListArray::new(
+        Arc::new(Field::new_list_field(DataType::Int64, true)),
+        OffsetBuffer::from_lengths([values.len()]),
+        Arc::new(values),
+        None,
+    );
+    ScalarValue::List(Arc::new(list))
+}
+
+/// Sorts keys with a least-significant-digit radix sort on 16-bit digits, skipping the digits
+/// that every key shares (ids that count up from zero need two passes, not four).
+pub(crate) fn radix_sort(keys: &mut Vec<u64>) {
+    const BITS: usize = 16;
+    const BUCKETS: usize = 1 << BITS;
+    const DIGITS: usize = 64 / BITS;
+    if keys.len() < 4096 {
+        keys.sort_unstable();
+        return;
+    }
+    // One histogram per digit, all from one pass over the keys.
+    let mut counts = vec![0usize; BUCKETS * DIGITS];
+    for &k in keys.iter() {
+        for d in 0..DIGITS {
+            counts[d * BUCKETS + (((k >> (d * BITS)) as usize) & (BUCKETS - 1))] += 1;
+        }
+    }
+    let n = keys.len();
+    let mut other = vec![0u64; n];
+    for (d, c) in counts.chunks_exact_mut(BUCKETS).enumerate() {
+        if c.contains(&n) {
+            continue;
+        }
+        let mut sum = 0;
+        for slot in c.iter_mut() {
+            let count = *slot;
+            *slot = sum;
+            sum += count;
+        }
+        let shift = d * BITS;
+        for &k in keys.iter() {
+            let b = ((k >> shift) as usize) & (BUCKETS - 1);
+            other[c[b]] = k;
+            c[b] += 1;
+        }
+        std::mem::swap(keys, &mut other);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::StringViewArray;
+
+    fn run(batches: &[ArrayRef]) -> Vec<i64> {
+        let mut acc = RepeatedKeys::default();
+        for b in batches {
+            acc.update_batch(std::slice::from_ref(b)).unwrap();
+        }
+        match acc.evaluate().unwrap() {
+            ScalarValue::List(l) => l.value(0).as_primitive::<Int64Type>().values().to_vec(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn ints(v: &[Option<i64>]) -> ArrayRef {
+        Arc::new(Int64Array::from(v.to_vec()))
+    }
+
+    #[test]
+    fn reports_each_repeated_key_once() {
+        let a = ints(&[Some(3), Some(1), None, Some(3)]);
+        let b = ints(&[Some(2), Some(3), None, Some(-5), Some(-5)]);
+        assert_eq!(run(&[a, b]), vec![3, -5]);
+        assert_eq!(run(&[ints(&[Some(1), Some(2)])]), Vec::<i64>::new());
+        assert_eq!(run(&[ints(&[None, None])]), Vec::<i64>::new());
+        assert_eq!(run(&[]), Vec::<i64>::new());
+    }
+
+    #[test]
+    fn text_ids_by_their_keys() {
+        let ids: ArrayRef = Arc::new(StringViewArray::from(vec![
+            Some("x"),
+            Some("y"),
+            Some("x"),
+            None,
+            None,
+        ]));
+        let x = super::super::event_key::text_key(b"x");
+        assert_eq!(run(&[ids]), vec![x]);
+    }
+
+    #[test]
+    fn partial_states_merge() {
+        // Two partitions that each see a key once: together it repeats.
+        let mut p1 = RepeatedKeys::default();
+        p1.update_batch(&[ints(&[Some(10), Some(20)])]).unwrap();
+        let mut p2 = RepeatedKeys::default();
+        p2.update_batch(&[ints(&[Some(30), Some(10), Some(40), Some(40)])])
+            .unwrap();
+        let mut fin = RepeatedKeys::default();
+        for p in [&mut p1, &mut p2] {
+            let state = p.state().unwrap();
+            fin.merge_batch(&[state[0].to_array().unwrap()]).unwrap();
+        }
+        match fin.evaluate().unwrap() {
+            ScalarValue::List(l) => {
+                assert_eq!(l.value(0).as_primitive::<Int64Type>().values(), &[10, 40])
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn radix_sort_sorts() {
+        // Large enough for the radix path, with keys that differ in every digit, negative ones
+        // (high bits set) and runs.
+        let mut state = 0x1234_5678_9abc_def0u64;
+        let mut keys: Vec<u64> = (0..50_000)
+            .map(|i| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                if i % 3 == 0 { i / 3 } else { state }
+            })
+            .collect();
+        keys.extend_from_slice(&[u64::MAX, 0, u64::MAX]);
+        let mut expected = keys.clone();
+        expected.sort_unstable();
+        radix_sort(&mut keys);
+        assert_eq!(keys, expected);
+        // Small keys only: the shared high digits are skipped.
+        let mut small: Vec<u64> = (0..10_000u64).rev().chain(0..10_000).collect();
+        radix_sort(&mut small);
+        assert!(small.windows(2).all(|w| w[0] <= w[1]));
+        assert_eq!(small.len(), 20_000);
+    }
+}
