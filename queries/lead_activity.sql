@@ -30,7 +30,7 @@ with lead_rows as (
         case when e.action = 'nps_response' then e.value end as nps,
         null as fit
     from judged_events e
-    where e.reason is null
+    where e.good
       and e.ts < ${last_cutoff}
 
     union all

@@ -669,6 +669,7 @@ impl LeadFoldGroups {
         let mut out = Output::new(&self.params, groups);
         let mut lead: Vec<Event> = Vec::new();
         let mut answers: Vec<(i64, f64)> = Vec::new();
+        let mut scratch = Scratch::new(self.params.stages);
         for g in 0..groups {
             lead.clear();
             lead.extend(
@@ -691,7 +692,13 @@ impl LeadFoldGroups {
                     }),
             );
             answers.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
-            self.walk(&lead, &answers, taken.fits[g].as_deref(), &mut out);
+            self.walk(
+                &lead,
+                &answers,
+                taken.fits[g].as_deref(),
+                &mut out,
+                &mut scratch,
+            );
         }
         out.finish()
     }
@@ -703,24 +710,34 @@ impl LeadFoldGroups {
         answers: &[(i64, f64)],
         rules: Option<&[FitRule]>,
         out: &mut Output,
+        scratch: &mut Scratch,
     ) {
         let p = &self.params;
         // The fit at each snapshot, and the distinct fits in decreasing order: a higher fit
         // crosses no later, so one pointer finds every crossing.
-        let fit_of: Vec<f64> = match rules {
+        let Scratch {
+            fit_of,
+            fits,
+            crossings,
+            state,
+        } = scratch;
+        fit_of.clear();
+        match rules {
             Some(rules) if rules.iter().all(|r| r.from == i64::MIN && r.to == i64::MAX) => {
-                vec![fit_at(rules, 0); p.cutoffs.len()]
+                fit_of.resize(p.cutoffs.len(), fit_at(rules, 0));
             }
-            Some(rules) => p.cutoffs.iter().map(|c| fit_at(rules, *c)).collect(),
-            None => vec![0.0; p.cutoffs.len()],
-        };
-        let mut fits = fit_of.clone();
+            Some(rules) => fit_of.extend(p.cutoffs.iter().map(|c| fit_at(rules, *c))),
+            None => fit_of.resize(p.cutoffs.len(), 0.0),
+        }
+        fits.clear();
+        fits.extend_from_slice(fit_of);
         fits.sort_by(|a, b| b.total_cmp(a));
         fits.dedup_by(|a, b| a.total_cmp(b).is_eq());
-        let mut crossings: Vec<Option<i64>> = vec![None; fits.len()];
+        crossings.clear();
+        crossings.resize(fits.len(), None);
         let mut next_fit = 0;
 
-        let mut state = LeadState::new(p.stages);
+        state.reset();
         let (mut i, mut a) = (0, 0);
         for (k, &cutoff) in p.cutoffs.iter().enumerate() {
             while i < lead.len() && lead[i].ts < cutoff {
@@ -754,10 +771,29 @@ impl LeadFoldGroups {
                     fit,
                     mql_at,
                 };
-                out.snapshot(&snapshot, &state, p, &self.products);
+                out.snapshot(&snapshot, state, p, &self.products);
             }
         }
         out.lead_done();
+    }
+}
+
+/// Buffers one lead's walk needs, kept from lead to lead.
+struct Scratch {
+    fit_of: Vec<f64>,
+    fits: Vec<f64>,
+    crossings: Vec<Option<i64>>,
+    state: LeadState,
+}
+
+impl Scratch {
+    fn new(stages: usize) -> Self {
+        Scratch {
+            fit_of: Vec::new(),
+            fits: Vec::new(),
+            crossings: Vec::new(),
+            state: LeadState::new(stages),
+        }
     }
 }
 
@@ -796,6 +832,19 @@ impl LeadState {
             last_positive_at: None,
             nps: None,
         }
+    }
+
+    /// Back to a lead with no events, keeping the allocations.
+    fn reset(&mut self) {
+        self.fold = Folder::new();
+        self.products.clear();
+        self.tallies.fill(0);
+        self.stage_rank = 0;
+        self.matched = 0;
+        self.unmatched = 0;
+        self.last_activity = None;
+        self.last_positive_at = None;
+        self.nps = None;
     }
 
     /// Applies one event; true when it was a matched one.

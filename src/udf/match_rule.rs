@@ -13,7 +13,7 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::Int32Array;
+use datafusion::arrow::array::{Array, Int32Array, StringViewArray};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{HashMap, Result, ScalarValue, exec_err, plan_err};
 use datafusion::logical_expr::{
@@ -131,13 +131,51 @@ impl ScalarUDFImpl for MatchRuleFunc {
         let arrays = ColumnarValue::values_to_arrays(&args.args[..2])?;
         let action = string_view(&arrays[0], "match_rule")?;
         let asset = string_view(&arrays[1], "match_rule")?;
-        let out: Int32Array = action
-            .iter()
-            .zip(asset.iter())
-            .map(|(action, asset)| rules.first_match(action?, asset))
-            .collect();
+        let out = match_all(&rules, &action, &asset);
         scalar_or_array(&args.args, Arc::new(out))
     }
+}
+
+/// The first matching rule of every row. Rows repeat a few (action, asset) pairs many times, and
+/// a Parquet reader points repeated values at the same bytes, so the answer for each pair of
+/// string views (length, prefix, buffer, offset: equal views are equal texts) is remembered for
+/// the batch in a small direct-mapped table; a pair it does not hold is matched in full.
+fn match_all(rules: &RuleMatcher, action: &StringViewArray, asset: &StringViewArray) -> Int32Array {
+    const SLOTS: usize = 1024;
+    let mut memo: Vec<Option<(u128, u128, Option<i32>)>> = vec![None; SLOTS];
+    let (actions, assets) = (action.views(), asset.views());
+    (0..action.len())
+        .map(|i| {
+            if action.is_null(i) {
+                return None;
+            }
+            let asset_value = asset.is_valid(i).then(|| asset.value(i));
+            // A null asset gets a view no valid one has (a length of u32::MAX).
+            let asset_view = if asset_value.is_some() {
+                assets[i]
+            } else {
+                u128::from(u32::MAX)
+            };
+            let key = (actions[i], asset_view);
+            let slot = memo_slot(key.0, key.1, SLOTS);
+            match memo[slot] {
+                Some((a, b, found)) if (a, b) == key => found,
+                _ => {
+                    let found = rules.first_match(action.value(i), asset_value);
+                    memo[slot] = Some((key.0, key.1, found));
+                    found
+                }
+            }
+        })
+        .collect()
+}
+
+fn memo_slot(a: u128, b: u128, slots: usize) -> usize {
+    let x = (a as u64)
+        ^ ((a >> 64) as u64).rotate_left(17)
+        ^ (b as u64).rotate_left(31)
+        ^ ((b >> 64) as u64).rotate_left(47);
+    (x.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) as usize % slots
 }
 
 #[cfg(test)]
@@ -174,6 +212,35 @@ mod tests {
         assert_eq!(r.first_match("page_view", None), Some(3));
         assert_eq!(r.first_match("video_play", None), Some(4));
         assert_eq!(r.first_match("email_open", Some("/pricing")), None);
+    }
+
+    #[test]
+    fn batches_with_repeated_pairs_match_like_rows() {
+        let r = rules();
+        let long = "/pricing/enterprise-plans-and-discounts";
+        let pairs: Vec<(Option<&str>, Option<&str>)> = vec![
+            (Some("page_view"), Some("/pricing")),
+            (Some("page_view"), None),
+            (Some("page_view"), Some(long)),
+            (None, Some("/pricing")),
+            (Some("video_play"), None),
+            (
+                Some("page_view"),
+                Some("/careers/eng/long-enough-to-leave-the-view"),
+            ),
+            (Some("email_open"), Some("/pricing")),
+        ];
+        // Each pair many times, interleaved, so the memo is hit and overwritten.
+        let rows: Vec<_> = (0..5000)
+            .map(|i| pairs[(i * 7 + i / 3) % pairs.len()])
+            .collect();
+        let action = StringViewArray::from(rows.iter().map(|p| p.0).collect::<Vec<_>>());
+        let asset = StringViewArray::from(rows.iter().map(|p| p.1).collect::<Vec<_>>());
+        let out = match_all(&r, &action, &asset);
+        for (i, (a, s)) in rows.iter().enumerate() {
+            let expected = a.and_then(|a| r.first_match(a, *s));
+            assert_eq!(out.is_valid(i).then(|| out.value(i)), expected, "row {i}");
+        }
     }
 
     #[test]

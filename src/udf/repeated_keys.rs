@@ -96,6 +96,8 @@ impl AggregateUDFImpl for RepeatedKeysFunc {
 #[derive(Debug, Default)]
 struct RepeatedKeys {
     keys: Vec<u64>,
+    /// Whether rows came in directly; otherwise `keys` is a series of sorted partial states.
+    unsorted: bool,
 }
 
 impl RepeatedKeys {
@@ -110,6 +112,7 @@ impl RepeatedKeys {
 
 impl Accumulator for RepeatedKeys {
     fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
+        self.unsorted = true;
         self.append(&keys(&values[0], NAME)?);
         Ok(())
     }
@@ -127,6 +130,7 @@ impl Accumulator for RepeatedKeys {
     fn state(&mut self) -> Result<Vec<ScalarValue>> {
         // Sorted here, in parallel across partitions, so that the final sort meets long runs.
         radix_sort(&mut self.keys);
+        self.unsorted = false;
         let keys = std::mem::take(&mut self.keys);
         // The same allocation, reinterpreted: no copy of what can be the largest vector here.
         Ok(vec![list_scalar(
@@ -135,7 +139,12 @@ impl Accumulator for RepeatedKeys {
     }
 
     fn evaluate(&mut self) -> Result<ScalarValue> {
-        radix_sort(&mut self.keys);
+        if self.unsorted {
+            radix_sort(&mut self.keys);
+        } else {
+            // Sorted runs, one per partition: the merge sort finds and merges them.
+            self.keys.sort();
+        }
         let mut repeated = Vec::new();
         let mut i = 0;
         while i < self.keys.len() {
