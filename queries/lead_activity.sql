@@ -17,9 +17,12 @@
 -- ${fit} is the list of the fit rules the lead's attributes match, each with the cutoffs at which
 -- it holds (a `within_days` rule on a time t holds from t - N days to t); see lead_fold().
 --
--- The account comes from joining the leads table on lead_id before grouping (max() of the one
--- account a lead has): with a large leads table that join partitions the rows by lead_id, so the
--- grouping runs in one phase, with no partial states of every lead's events to build and merge.
+-- The account comes with the lead's row of the leads table (max() of the one account a lead has).
+-- ${fold_input} is lead_rows made ready for grouping by lead: joined with the leads table on
+-- lead_id (which partitions the rows by lead, so the grouping runs in one phase, with no partial
+-- states of every lead's events to build and merge), or, for a backfill under --memory-limit,
+-- sorted by lead so that each lead's snapshots are emitted as soon as its events end; its column
+-- n exists for the FILTER below, which keeps the numbering (and so the sort) in the plan.
 with lead_rows as (
     select
         e.lead_id,
@@ -28,24 +31,25 @@ with lead_rows as (
         e.product,
         e.stage_rank,
         case when e.action = 'nps_response' then e.value end as nps,
-        null as fit
+        null as fit,
+        null as account_id
     from judged_events e
     where e.good
       and e.ts < ${last_cutoff}
 
     union all
 
-    select l.lead_id, null, null, null, null, null, ${fit}
+    select l.lead_id, null, null, null, null, null, ${fit}, l.account_id
     from leads l
 ),
 
 folded as (
     select
         r.lead_id,
-        max(l.account_id) as account_id,
-        lead_fold(r.ts, r.points, r.product, r.stage_rank, r.nps, r.fit, ${fold}) as snapshots
-    from lead_rows r
-    left join leads l on l.lead_id = r.lead_id
+        max(r.account_id) as account_id,
+        lead_fold(r.ts, r.points, r.product, r.stage_rank, r.nps, r.fit, ${fold})
+            filter (where r.n > 0) as snapshots
+    from ${fold_input} r
     group by r.lead_id
 ),
 

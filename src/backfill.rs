@@ -120,6 +120,11 @@ pub async fn backfill(opts: &BackfillOptions) -> Result<BackfillSummary> {
         false,
         &opts.engine,
     )?;
+    // Under a memory bound, each lead's snapshot rows are emitted as its events end rather than
+    // a partition's at once (see Template::set_fold_input).
+    pipeline
+        .template
+        .set_fold_input(opts.engine.memory_limit.is_some());
     pipeline.run_all(JUDGE_PIPELINE).await?;
     pipeline.run_all(BACKFILL_PIPELINE).await?;
 

@@ -232,6 +232,7 @@ impl Template {
             products,
         );
         t.set("fold", string(&spec.to_json()));
+        t.set_fold_input(false);
         let patterns: Vec<RulePattern> = model
             .actions
             .iter()
@@ -272,6 +273,27 @@ impl Template {
             tallies(&|rank, s| format!("a.tallies[{rank}] as tally_{s},")),
         );
         t
+    }
+
+    /// Adds `${fold_input}`: the rows `lead_fold` groups by lead, as a subquery over `lead_rows`
+    /// with a column `n` that the fold's FILTER names.
+    ///
+    /// Hashed (the default): joined with the leads table on `lead_id`, which partitions the rows
+    /// by lead so that the grouping runs in one phase, and grouped in a hash table; each
+    /// partition's leads are folded, and their snapshot rows built, when its input ends.
+    ///
+    /// Streamed (`backfill` under `--memory-limit`): numbered by a window over `lead_id`, `ts`,
+    /// which sorts them by lead (a sort that spills) and lets the grouping emit each lead's
+    /// snapshot rows as soon as its last event has passed, so no more than a batch of leads' rows
+    /// is ever held. Slower, and bounded.
+    pub fn set_fold_input(&mut self, streamed: bool) {
+        let sql = if streamed {
+            "(select r.*, row_number() over (partition by r.lead_id order by r.ts) as n \
+             from lead_rows r)"
+        } else {
+            "(select r.*, 1 as n from lead_rows r left join leads l on l.lead_id = r.lead_id)"
+        };
+        self.set("fold_input", sql);
     }
 
     /// Adds `${fit}`: over a row `l` of `leads`, the fit rules the lead matches, as the list of
