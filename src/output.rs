@@ -188,13 +188,51 @@ fn create_file(
 /// is written out as a row group of its own.
 const DAY_BUFFER_BYTES: usize = 96 << 20;
 
-/// How many day files one partition keeps open; past that the least recently written is closed
-/// and a later row of that day starts a new file.
-const OPEN_DAY_FILES: usize = 128;
+/// How many day files each of `partitions` writers keeps open (past that the least recently
+/// written is closed and a later row of that day starts a new file): the process's open-file
+/// limit, raised to its hard limit first, less a reserve for inputs and spill files, shared out.
+/// A backfill's rows come lead by lead with all their days, so a writer that cannot keep every
+/// day open closes and reopens files all the time (two years of daily snapshots under the old
+/// fixed 128 made 140 files per day).
+fn open_day_files(partitions: usize) -> usize {
+    let limit = raise_open_file_limit().unwrap_or(1024);
+    (limit.saturating_sub(256) / partitions.max(1)).clamp(16, 4096)
+}
+
+/// Raises this process's soft limit on open files to its hard limit (at most 65536) and returns
+/// the limit now in force; `None` where it cannot be read.
+#[cfg(unix)]
+fn raise_open_file_limit() -> Option<usize> {
+    let mut current = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one rlimit struct, which we own.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut current) } != 0 {
+        return None;
+    }
+    let wanted = current.rlim_max.min(65536);
+    if current.rlim_cur < wanted {
+        let raised = libc::rlimit {
+            rlim_cur: wanted,
+            rlim_max: current.rlim_max,
+        };
+        // SAFETY: setrlimit reads one rlimit struct, which we own.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            return Some(wanted as usize);
+        }
+    }
+    Some(current.rlim_cur as usize)
+}
+
+#[cfg(not(unix))]
+fn raise_open_file_limit() -> Option<usize> {
+    None
+}
 
 /// Runs `plan` and writes its rows, in any order, as a hive-partitioned table by the Date32
 /// column `as_of`: `dir/as_of=YYYY-MM-DD/part-PPPPP[-NNN].parquet`, one file (or a few, see
-/// [`OPEN_DAY_FILES`]) per output partition and day, the files without the `as_of` column. Each
+/// [`open_day_files`]) per output partition and day, the files without the `as_of` column. Each
 /// partition writes its own files, so the rows need no global sort, and memory stays bounded by
 /// [`DAY_BUFFER_BYTES`] per partition whatever the number of days. Returns the files' schema
 /// and the row count.
@@ -216,9 +254,10 @@ pub async fn write_parquet_by_day(
     fields.remove(day_index);
     let schema: SchemaRef = Arc::new(Schema::new_with_metadata(fields, full.metadata().clone()));
     let streams = execute_stream_partitioned(plan, task)?;
+    let open_limit = open_day_files(streams.len());
     let mut tasks = Vec::new();
     for (partition, mut stream) in streams.into_iter().enumerate() {
-        let mut files = DayFiles::new(dir, schema.clone(), packing, partition);
+        let mut files = DayFiles::new(dir, schema.clone(), packing, partition, open_limit);
         let full = full.clone();
         tasks.push(tokio::spawn(async move {
             let mut rows = 0u64;
@@ -297,10 +336,18 @@ struct DayFiles {
     /// How many files each day has had in this partition.
     parts: std::collections::HashMap<i32, usize>,
     clock: u64,
+    /// How many writers may be open at once.
+    open_limit: usize,
 }
 
 impl DayFiles {
-    fn new(dir: &Path, schema: SchemaRef, packing: Packing, partition: usize) -> Self {
+    fn new(
+        dir: &Path,
+        schema: SchemaRef,
+        packing: Packing,
+        partition: usize,
+        open_limit: usize,
+    ) -> Self {
         DayFiles {
             dir: dir.to_path_buf(),
             schema,
@@ -311,6 +358,7 @@ impl DayFiles {
             open: std::collections::HashMap::new(),
             parts: std::collections::HashMap::new(),
             clock: 0,
+            open_limit,
         }
     }
 
@@ -356,7 +404,7 @@ impl DayFiles {
         let batch = datafusion::arrow::compute::concat_batches(&self.schema, &batches)?;
         self.clock += 1;
         if !self.open.contains_key(&day) {
-            if self.open.len() >= OPEN_DAY_FILES {
+            if self.open.len() >= self.open_limit {
                 let oldest = self
                     .open
                     .iter()
@@ -465,11 +513,21 @@ mod tests {
     }
 
     #[test]
+    fn partitions_share_the_open_file_limit() {
+        let (one, two) = (open_day_files(1), open_day_files(2));
+        assert!((16..=4096).contains(&one) && (16..=4096).contains(&two));
+        assert!(two <= one);
+        // The limit was raised as far as allowed, and a second call sees it raised.
+        let limit = raise_open_file_limit();
+        assert_eq!(limit, raise_open_file_limit());
+    }
+
+    #[test]
     fn day_files_take_rows_in_any_order_with_few_files_open() {
         let dir = tempfile::tempdir().unwrap();
         let schema = Arc::new(Schema::new(vec![Field::new("x", DataType::Int64, false)]));
-        let mut files = DayFiles::new(dir.path(), schema.clone(), Packing::Scratch, 3);
-        let days = OPEN_DAY_FILES as i32 + 20;
+        let mut files = DayFiles::new(dir.path(), schema.clone(), Packing::Scratch, 3, 128);
+        let days = 128 + 20;
         // Two rounds over every day: the second finds the first days' files closed.
         for round in 0..2 {
             for day in 0..days {
@@ -485,7 +543,7 @@ mod tests {
             }
             files.bound_memory().unwrap();
         }
-        assert!(files.open.len() <= OPEN_DAY_FILES);
+        assert!(files.open.len() <= 128);
         files.close().unwrap();
         let first = dir.path().join("as_of=2024-10-04");
         assert_eq!(rows_in(&first), 6);
