@@ -158,6 +158,8 @@ impl Accumulator for RepeatedKeys {
             i = j;
         }
         self.keys = Vec::new();
+        // The sort above ordered the keys' bits as unsigned numbers; report them as signed.
+        repeated.sort_unstable();
         Ok(list_scalar(repeated))
     }
 
@@ -240,7 +242,7 @@ mod tests {
     fn reports_each_repeated_key_once() {
         let a = ints(&[Some(3), Some(1), None, Some(3)]);
         let b = ints(&[Some(2), Some(3), None, Some(-5), Some(-5)]);
-        assert_eq!(run(&[a, b]), vec![3, -5]);
+        assert_eq!(run(&[a, b]), vec![-5, 3]);
         assert_eq!(run(&[ints(&[Some(1), Some(2)])]), Vec::<i64>::new());
         assert_eq!(run(&[ints(&[None, None])]), Vec::<i64>::new());
         assert_eq!(run(&[]), Vec::<i64>::new());
