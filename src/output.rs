@@ -381,17 +381,29 @@ impl DayFiles {
         Ok(())
     }
 
-    /// Bounds the writers' unwritten row groups: past [`DAY_BUFFER_BYTES`], the largest one is
-    /// written out.
+    /// Bounds the writers' unwritten row groups: past [`DAY_BUFFER_BYTES`], the largest ones are
+    /// written out until the rest fit. Counted by the writers' memory (buffers and encoder
+    /// state, which for hundreds of open days outweighs the encoded bytes), not by their
+    /// encoded size.
     fn bound_memory(&mut self) -> Result<()> {
-        let buffered: usize = self.open.values().map(|(w, _)| w.in_progress_size()).sum();
-        if buffered > DAY_BUFFER_BYTES
-            && let Some((w, _)) = self
-                .open
-                .values_mut()
-                .max_by_key(|(w, _)| w.in_progress_size())
-        {
-            w.flush()?;
+        let mut sizes: Vec<(usize, i32)> = self
+            .open
+            .iter()
+            .map(|(day, (w, _))| (w.memory_size(), *day))
+            .collect();
+        let mut buffered: usize = sizes.iter().map(|(size, _)| size).sum();
+        if buffered <= DAY_BUFFER_BYTES {
+            return Ok(());
+        }
+        sizes.sort_unstable_by(|a, b| b.cmp(a));
+        for (size, day) in sizes {
+            if buffered <= DAY_BUFFER_BYTES / 2 {
+                break;
+            }
+            if let Some((w, _)) = self.open.get_mut(&day) {
+                w.flush()?;
+            }
+            buffered -= size;
         }
         Ok(())
     }
