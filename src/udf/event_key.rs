@@ -19,7 +19,7 @@ use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 
-use super::{scalar_or_array, string_view};
+use super::{coerce_id, scalar_or_array, string_view};
 
 const NAME: &str = "event_key";
 
@@ -50,19 +50,7 @@ fn mix(mut h: u64) -> u64 {
     h ^ (h >> 33)
 }
 
-/// The type an `event_id` argument is read as: Int64 for integers, Utf8View for text.
-pub(crate) fn id_type(function: &str, t: &DataType) -> Result<DataType> {
-    match t {
-        t if t.is_integer() => Ok(DataType::Int64),
-        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Null => {
-            Ok(DataType::Utf8View)
-        }
-        DataType::Dictionary(_, v) => id_type(function, v),
-        other => plan_err!("{function}: event_id must be an integer or a text, got {other}"),
-    }
-}
-
-/// The keys of an array of ids (Int64 or Utf8View, as [`id_type`] coerced them).
+/// The keys of an array of ids (Int64 or Utf8View, as [`coerce_id`](super::coerce_id) made them).
 pub(crate) fn keys(ids: &ArrayRef, function: &str) -> Result<Int64Array> {
     match ids.data_type() {
         DataType::Int64 => Ok(ids.as_primitive::<Int64Type>().clone()),
@@ -107,7 +95,7 @@ impl ScalarUDFImpl for EventKeyFunc {
 
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
         match arg_types {
-            [t] => Ok(vec![id_type(NAME, t)?]),
+            [t] => Ok(vec![coerce_id(NAME, "event_id", t)?]),
             _ => plan_err!("{NAME}(event_id) takes 1 argument"),
         }
     }

@@ -124,6 +124,19 @@ pub(crate) fn coerce_text(function: &str, t: &DataType) -> Result<DataType> {
     }
 }
 
+/// The type an id argument (`lead_id`, `event_id`: an integer or a text, SPEC §2.1) is read as:
+/// Int64 for integers, Utf8View for text.
+pub(crate) fn coerce_id(function: &str, column: &str, t: &DataType) -> Result<DataType> {
+    match t {
+        t if t.is_integer() => Ok(DataType::Int64),
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Null => {
+            Ok(DataType::Utf8View)
+        }
+        DataType::Dictionary(_, v) => coerce_id(function, column, v),
+        other => plan_err!("{function}: {column} must be an integer or a text, got {other}"),
+    }
+}
+
 /// The number types a function accepts, coerced to Float64.
 pub(crate) fn coerce_number(function: &str, t: &DataType) -> Result<DataType> {
     if t.is_numeric() || *t == DataType::Null {

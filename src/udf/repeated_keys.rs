@@ -27,7 +27,8 @@ use datafusion::logical_expr::{
     Accumulator, AggregateUDF, AggregateUDFImpl, Signature, Volatility,
 };
 
-use super::event_key::{id_type, keys};
+use super::coerce_id;
+use super::event_key::keys;
 
 const NAME: &str = "repeated_keys";
 
@@ -65,7 +66,7 @@ impl AggregateUDFImpl for RepeatedKeysFunc {
 
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
         match arg_types {
-            [t] => Ok(vec![id_type(NAME, t)?]),
+            [t] => Ok(vec![coerce_id(NAME, "event_id", t)?]),
             _ => plan_err!("{NAME}(event_id) takes 1 argument"),
         }
     }

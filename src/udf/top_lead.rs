@@ -24,7 +24,7 @@ use datafusion::logical_expr::{
     Accumulator, AggregateUDF, AggregateUDFImpl, EmitTo, GroupsAccumulator, Signature, Volatility,
 };
 
-use super::{coerce_number, passes};
+use super::{coerce_id, coerce_number, passes};
 
 const NAME: &str = "top_lead";
 
@@ -47,16 +47,9 @@ pub fn top_lead_udaf() -> AggregateUDF {
     AggregateUDF::from(TopLeadFunc::default())
 }
 
-/// The id type a `lead_id` argument is read as: Int64 for integers, Utf8View for text.
+/// The type a `lead_id` argument is read as.
 fn id_type(t: &DataType) -> Result<DataType> {
-    match t {
-        t if t.is_integer() => Ok(DataType::Int64),
-        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Null => {
-            Ok(DataType::Utf8View)
-        }
-        DataType::Dictionary(_, v) => id_type(v),
-        other => plan_err!("{NAME}: lead_id must be an integer or a text, got {other}"),
-    }
+    coerce_id(NAME, "lead_id", t)
 }
 
 impl AggregateUDFImpl for TopLeadFunc {
