@@ -5,8 +5,8 @@
 -- broken one and the choice never depends on file order. Rows without an event_id are never
 -- duplicates.
 --
--- Only the rows whose key repeated_keys found are read past the key (a join with a small
--- step); `copies` drops the rare text ids that merely share a key with another id.
+-- The join with the short repeated_keys step lets only the rows of repeated keys reach the
+-- window; `copies` drops the rare text ids that merely share a key with another id.
 with candidates as (
     select
         e.lead_id,
