@@ -494,6 +494,21 @@ mod tests {
     }
 
     #[test]
+    fn a_query_can_run_from_another_file() {
+        let mut source = QuerySource::default();
+        source.run_from("repeated_keys", "repeated_keys_grouped");
+        let text = source.text("repeated_keys").unwrap();
+        assert!(text.contains("group by"), "{text}");
+        source.run_from("repeated_keys", "repeated_keys");
+        assert!(
+            source
+                .text("repeated_keys")
+                .unwrap()
+                .contains("repeated_keys(event_id)")
+        );
+    }
+
+    #[test]
     fn every_pipeline_query_is_embedded() {
         for (name, _) in JUDGE_PIPELINE
             .iter()

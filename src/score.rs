@@ -242,3 +242,17 @@ pub async fn reject_reasons(ctx: &SessionContext) -> Result<Vec<(String, u64)>> 
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeated_keys_need_48_bytes_a_row_of_the_limit() {
+        assert!(repeated_keys_fit(u64::MAX, None));
+        assert!(repeated_keys_fit(1_000_000, Some(48_000_000)));
+        assert!(!repeated_keys_fit(1_000_001, Some(48_000_000)));
+        // The CI memory test: 1M rows under 32 MB takes the grouping query.
+        assert!(!repeated_keys_fit(1_000_000, Some(32 << 20)));
+    }
+}
