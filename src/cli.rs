@@ -10,7 +10,9 @@ use crate::backfill::{BackfillOptions, BackfillSummary, Every, backfill};
 use crate::context::{EngineOptions, parse_size};
 use crate::error::{Error, Result};
 use crate::generate::{GenerateOptions, IdType, LeadsFormat, generate};
+use crate::review::{ReviewOptions, ReviewSummary, review};
 use crate::score::{ScoreOptions, ScoreSummary, score};
+use crate::weights::{WeightsOptions, WeightsSummary, weights};
 
 /// Exact, reproducible lead and account scoring over marketing activity logs.
 #[derive(Debug, Parser)]
@@ -28,6 +30,12 @@ pub enum Command {
     /// Score every lead and account at every day (or week) of a range, in one pass: writes
     /// lead_score_history and account_score_history, partitioned by as_of.
     Backfill(BackfillArgs),
+    /// Derive the points of staged actions from converted leads (the "equal split"): writes
+    /// stage_tallies, stage_tally_trend, action_lift and proposed_model.toml.
+    Weights(WeightsArgs),
+    /// Compare model versions by what happened to their MQLs: writes model_review and prints it
+    /// with one column per model.
+    Review(ReviewArgs),
     /// Write deterministic, realistic synthetic events, leads and outcomes.
     Generate(GenerateArgs),
 }
@@ -267,6 +275,111 @@ pub struct BackfillArgs {
     pub engine: EngineArgs,
 }
 
+/// `leadscore weights`.
+#[derive(Debug, Args)]
+pub struct WeightsArgs {
+    /// Events: a Parquet file or a directory of them (hive partitions allowed).
+    #[arg(long, value_name = "PATH")]
+    pub events: PathBuf,
+    /// Outcomes: a Parquet or CSV file with lead_id and opportunity_at.
+    #[arg(long, value_name = "PATH")]
+    pub outcomes: PathBuf,
+    /// The model file (TOML) whose rules judge the events and whose points are revised.
+    #[arg(long, value_name = "FILE")]
+    pub model: PathBuf,
+    /// Only leads whose opportunity_at is on or after this day count as converted.
+    #[arg(long, value_name = "DATE", value_parser = parse_day)]
+    pub from: Option<NaiveDate>,
+    /// Only leads whose opportunity_at is before this day count as converted.
+    #[arg(long, value_name = "DATE", value_parser = parse_day)]
+    pub to: Option<NaiveDate>,
+    /// The date of this revision, written as the proposed model's `created` (default: today, UTC).
+    #[arg(long, value_name = "DATE", value_parser = parse_day)]
+    pub today: Option<NaiveDate>,
+    /// Output directory; its tables are replaced only when the whole run succeeds.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Fail, publishing nothing, when any input row is rejected.
+    #[arg(long)]
+    pub strict: bool,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+}
+
+fn today_utc() -> NaiveDate {
+    chrono::Utc::now().date_naive()
+}
+
+impl WeightsArgs {
+    fn options(&self) -> WeightsOptions {
+        WeightsOptions {
+            events: self.events.clone(),
+            outcomes: self.outcomes.clone(),
+            model: self.model.clone(),
+            from: self.from,
+            to: self.to,
+            today: self.today.unwrap_or_else(today_utc),
+            out: self.out.clone(),
+            queries: self.engine.queries.clone(),
+            engine: self.engine.engine(),
+            strict: self.strict,
+        }
+    }
+}
+
+/// `leadscore review`.
+#[derive(Debug, Args)]
+pub struct ReviewArgs {
+    /// Events: a Parquet file or a directory of them (hive partitions allowed).
+    #[arg(long, value_name = "PATH")]
+    pub events: PathBuf,
+    /// Leads: a Parquet or CSV file with lead_id, account_id and attribute columns.
+    #[arg(long, value_name = "PATH")]
+    pub leads: Option<PathBuf>,
+    /// Outcomes: a Parquet or CSV file with lead_id and opportunity_at.
+    #[arg(long, value_name = "PATH")]
+    pub outcomes: PathBuf,
+    /// A model file (TOML); repeat to compare versions side by side, in this order.
+    #[arg(long, value_name = "FILE", required = true)]
+    pub model: Vec<PathBuf>,
+    /// The window's first day (default: the start of the data).
+    #[arg(long, value_name = "DATE", value_parser = parse_day)]
+    pub from: Option<NaiveDate>,
+    /// The day after the window (default: the day after the latest good event).
+    #[arg(long, value_name = "DATE", value_parser = parse_day)]
+    pub to: Option<NaiveDate>,
+    /// Days after becoming an MQL within which an opportunity counts for it.
+    #[arg(long, value_name = "N", default_value_t = 90)]
+    pub window_days: u32,
+    /// The day of the review: next_review is the first review day on or after it (default:
+    /// today, UTC).
+    #[arg(long, value_name = "DATE", value_parser = parse_day)]
+    pub today: Option<NaiveDate>,
+    /// Output directory; its tables are replaced only when the whole run succeeds.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+}
+
+impl ReviewArgs {
+    fn options(&self) -> ReviewOptions {
+        ReviewOptions {
+            events: self.events.clone(),
+            leads: self.leads.clone(),
+            outcomes: self.outcomes.clone(),
+            models: self.model.clone(),
+            from: self.from,
+            to: self.to,
+            window_days: self.window_days,
+            today: self.today.unwrap_or_else(today_utc),
+            out: self.out.clone(),
+            queries: self.engine.queries.clone(),
+            engine: self.engine.engine(),
+        }
+    }
+}
+
 fn parse_every(s: &str) -> std::result::Result<Every, String> {
     s.parse().map_err(|e: Error| e.to_string())
 }
@@ -365,6 +478,175 @@ fn print_score_summary(s: &ScoreSummary, out: &Path) {
     );
 }
 
+/// A table of text cells with a header row, columns padded to their widest cell; numeric
+/// columns (`right[i]`) are aligned right.
+fn text_table(header: &[String], rows: &[Vec<String>], right: &[bool]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: &[String]| {
+        let parts: Vec<String> = cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let pad = " ".repeat(widths[i] - c.chars().count());
+                if right.get(i).copied().unwrap_or(false) {
+                    format!("{pad}{c}")
+                } else {
+                    format!("{c}{pad}")
+                }
+            })
+            .collect();
+        parts.join("  ").trim_end().to_string()
+    };
+    let mut out = line(header) + "\n";
+    for row in rows {
+        out.push_str(&line(row));
+        out.push('\n');
+    }
+    out
+}
+
+fn opt_float(v: Option<f64>, decimals: usize) -> String {
+    v.map_or("-".into(), |v| format!("{v:.decimals$}"))
+}
+
+fn print_weights(s: &WeightsSummary, out: &Path) {
+    let header = ["stage", "converted leads", "avg tally", "points per action"].map(String::from);
+    let rows: Vec<Vec<String>> = s
+        .stages
+        .iter()
+        .map(|t| {
+            vec![
+                t.stage.clone(),
+                thousands(t.converted_leads),
+                opt_float(t.avg_tally, 2),
+                match (t.points_per_action, s.points) {
+                    (Some(p), Some(r)) => format!("{p:.2} -> {r}"),
+                    (p, _) => opt_float(p, 2),
+                },
+            ]
+        })
+        .collect();
+    print!("{}", text_table(&header, &rows, &[false, true, true, true]));
+
+    let mut ranked: Vec<_> = s.lift.iter().filter(|r| r.lift.is_some()).collect();
+    ranked.sort_by(|a, b| {
+        b.lift
+            .partial_cmp(&a.lift)
+            .expect("no NaN")
+            .then(a.rule.cmp(&b.rule))
+    });
+    let shown = 3.min(ranked.len() / 2).max(ranked.len().min(1));
+    let lift_rows = |rules: &[&crate::weights::ActionLift]| -> Vec<Vec<String>> {
+        rules
+            .iter()
+            .map(|r| {
+                vec![
+                    r.rule.to_string(),
+                    match &r.assets {
+                        Some(a) => format!("{} [{a}]", r.action),
+                        None => r.action.clone(),
+                    },
+                    thousands(r.leads),
+                    opt_float(r.conversion_rate.map(|x| x * 100.0), 1) + " %",
+                    opt_float(r.lift, 2),
+                ]
+            })
+            .collect()
+    };
+    let header = ["rule", "action", "leads", "conversion", "lift"].map(String::from);
+    let align = [true, false, true, true, true];
+    if !ranked.is_empty() {
+        println!("\ntop rules by lift:");
+        print!(
+            "{}",
+            text_table(&header, &lift_rows(&ranked[..shown]), &align)
+        );
+        let bottom: Vec<_> = ranked[ranked.len() - shown..]
+            .iter()
+            .rev()
+            .copied()
+            .collect();
+        if ranked.len() > shown {
+            println!("\nbottom rules by lift:");
+            print!("{}", text_table(&header, &lift_rows(&bottom), &align));
+        }
+    }
+    eprintln!(
+        "{} rows rejected{}, {} duplicate rows dropped",
+        thousands(s.rejects),
+        reasons_text(&s.reject_reasons),
+        thousands(s.duplicates_dropped)
+    );
+    match &s.proposed_model {
+        Some(p) => eprintln!(
+            "wrote {} and {} in {:.2} s",
+            out.display(),
+            p.display(),
+            s.elapsed.as_secs_f64()
+        ),
+        None => eprintln!(
+            "no converted leads (an opportunity after a staged action) in the window: no \
+             proposed model; wrote {} in {:.2} s",
+            out.display(),
+            s.elapsed.as_secs_f64()
+        ),
+    }
+}
+
+/// The review, transposed: one row per metric, one column per model.
+fn print_review(s: &ReviewSummary, out: &Path) {
+    let mut header = vec![String::from("metric")];
+    header.extend(s.rows.iter().map(|r| format!("{} v{}", r.name, r.version)));
+    let metric = |name: &str, f: &dyn Fn(&crate::review::ReviewRow) -> String| {
+        let mut row = vec![name.to_string()];
+        row.extend(s.rows.iter().map(f));
+        row
+    };
+    let day = |d: Option<NaiveDate>| d.map_or("-".to_string(), |d| d.to_string());
+    let short = |t: &str| {
+        if t.chars().count() > 40 {
+            t.chars().take(39).collect::<String>() + "…"
+        } else {
+            t.to_string()
+        }
+    };
+    let rows = vec![
+        metric("created", &|r| day(r.created)),
+        metric("MQLs", &|r| thousands(r.mqls)),
+        metric("MQL -> opportunity", &|r| {
+            opt_float(r.mql_to_opportunity.map(|x| x * 100.0), 1) + " %"
+        }),
+        metric("opportunity coverage", &|r| {
+            opt_float(r.opportunity_coverage.map(|x| x * 100.0), 1) + " %"
+        }),
+        metric("median days to opportunity", &|r| {
+            opt_float(r.median_days_to_opportunity, 1)
+        }),
+        metric("next review", &|r| day(r.next_review)),
+        metric("notes", &|r| short(&r.notes)),
+    ];
+    let mut right = vec![false];
+    right.extend(s.rows.iter().map(|_| true));
+    println!(
+        "window: [{}, {})",
+        s.from.map_or("start".to_string(), |d| d.to_string()),
+        day(s.to)
+    );
+    print!("{}", text_table(&header, &rows, &right));
+    eprintln!(
+        "reviewed {} model(s) over {} input rows; wrote {} in {:.2} s",
+        s.rows.len(),
+        thousands(s.input_rows),
+        out.display(),
+        s.elapsed.as_secs_f64()
+    );
+}
+
 /// Runs one parsed command line.
 pub async fn run(cli: Cli) -> Result<()> {
     match cli.command {
@@ -381,6 +663,22 @@ pub async fn run(cli: Cli) -> Result<()> {
             let summary = backfill(&opts).await?;
             if !args.engine.quiet {
                 print_backfill_summary(&summary, args.every, &opts.out);
+            }
+            Ok(())
+        }
+        Command::Weights(args) => {
+            let opts = args.options();
+            let summary = weights(&opts).await?;
+            if !args.engine.quiet {
+                print_weights(&summary, &opts.out);
+            }
+            Ok(())
+        }
+        Command::Review(args) => {
+            let opts = args.options();
+            let summary = review(&opts).await?;
+            if !args.engine.quiet {
+                print_review(&summary, &opts.out);
             }
             Ok(())
         }

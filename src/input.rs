@@ -552,10 +552,31 @@ pub async fn register_outcomes(ctx: &SessionContext, path: &Path, lead_id: IdKin
             format!("column `opportunity_at` has type {t}; expected a timestamp"),
         ));
     }
+    let text = matches!(t, DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8);
+    let opportunity_at = if text {
+        // A CSV cell is text: blank means "no opportunity", anything else must be a time.
+        let sql = "select opportunity_at from outcomes_input \
+                   where trim(opportunity_at) <> '' \
+                     and try_cast(trim(opportunity_at) as timestamp) is null limit 1";
+        let bad = ctx.sql(sql).await?.collect().await?;
+        if let Some(b) = bad.first().filter(|b| b.num_rows() > 0) {
+            let v = datafusion::arrow::util::display::array_value_to_string(b.column(0), 0)?;
+            return Err(Error::input(
+                path,
+                format!(
+                    "opportunity_at {v:?} is not a time (use e.g. 2026-03-01T14:30:00Z or \
+                     2026-03-01)"
+                ),
+            ));
+        }
+        nullif(trim(vec![col("\"opportunity_at\"")]), lit(""))
+    } else {
+        col("\"opportunity_at\"")
+    };
     let df = ctx.table("outcomes_input").await?.select(vec![
         cast(col("\"lead_id\""), lead_id.data_type()).alias("lead_id"),
         cast(
-            col("\"opportunity_at\""),
+            opportunity_at,
             DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
         )
         .alias("opportunity_at"),

@@ -20,7 +20,9 @@ pub mod output;
 pub mod pipeline;
 pub mod progress;
 pub mod queries;
+pub mod review;
 pub mod score;
 pub mod udf;
+pub mod weights;
 
 pub use error::{Error, Result};

@@ -68,13 +68,20 @@ impl Staging {
 
     /// Moves the staged `tables` into `--out`,
     /// replacing earlier versions, then removes the staging directory.
-    pub fn publish(mut self, tables: &[&str]) -> Result<()> {
+    pub fn publish(self, tables: &[&str]) -> Result<()> {
+        self.publish_with(tables, &[])
+    }
+
+    /// Like [`Staging::publish`], plus `optional` files or tables that this run may not have
+    /// produced: a staged one replaces the earlier version, a missing one removes it (so `--out`
+    /// never mixes a stale file with fresh tables).
+    pub fn publish_with(mut self, tables: &[&str], optional: &[&str]) -> Result<()> {
         let previous = self.dir.join("_previous");
         std::fs::create_dir_all(&previous)
             .map_err(|e| Error::io(format!("creating {}", previous.display()), e))?;
         let mut moved: Vec<(&str, bool)> = Vec::new();
         let result = (|| -> Result<()> {
-            for &name in tables {
+            for &name in tables.iter().chain(optional) {
                 let target = self.out.join(name);
                 let had = target.exists();
                 if had {
@@ -82,6 +89,9 @@ impl Staging {
                         .map_err(|e| Error::io(format!("moving aside {}", target.display()), e))?;
                 }
                 moved.push((name, had));
+                if optional.contains(&name) && !self.table_dir(name).exists() {
+                    continue;
+                }
                 std::fs::rename(self.table_dir(name), &target)
                     .map_err(|e| Error::io(format!("publishing {}", target.display()), e))?;
             }

@@ -122,6 +122,18 @@ impl<'a> Pipeline<'a> {
             self.ctx.register_table(name, df.into_view())?;
             return Ok(());
         }
+        self.write(name, kind, df).await
+    }
+
+    /// Writes rows computed outside the query files (e.g. one collected row per model) as the
+    /// output table `name`, like a query of kind [`Kind::Output`].
+    pub async fn write_batches(&mut self, name: &str, batches: Vec<RecordBatch>) -> Result<()> {
+        let df = self.ctx.read_batches(batches)?;
+        self.write(name, Kind::Output, df).await
+    }
+
+    /// Writes `df` as a step, an output or a history table, and registers it under `name`.
+    async fn write(&mut self, name: &str, kind: Kind, df: DataFrame) -> Result<()> {
         let (dir, packing, partitioned) = match kind {
             Kind::Step => (self.staging.step_dir(name), Packing::Scratch, false),
             Kind::History(table) => (self.staging.table_dir(table), Packing::Published, true),

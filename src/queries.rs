@@ -9,6 +9,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use chrono::NaiveDate;
+
 use crate::error::{Error, Result};
 use crate::fold::{MICROS_PER_DAY, Snapshots, cutoff_micros};
 use crate::model::{FitTest, Model};
@@ -35,6 +37,12 @@ pub const EMBEDDED: &[(&str, &str)] = embed!(
     "account_scores",
     "stage_report",
     "rejects",
+    "opportunities",
+    "converted_tallies",
+    "stage_tallies",
+    "stage_tally_trend",
+    "action_lift",
+    "model_review",
 );
 
 /// What a pipeline does with a query's result.
@@ -77,6 +85,21 @@ pub const BACKFILL_PIPELINE: &[(&str, Kind)] = &[
     ("lead_scores", Kind::History("lead_score_history")),
     ("account_scores", Kind::History("account_score_history")),
 ];
+
+/// The `weights` pipeline after [`JUDGE_PIPELINE`] (SPEC §4.8).
+pub const WEIGHTS_PIPELINE: &[(&str, Kind)] = &[
+    ("rejects", Kind::Output),
+    ("opportunities", Kind::View),
+    ("converted_tallies", Kind::Step),
+    ("stage_tallies", Kind::Output),
+    ("stage_tally_trend", Kind::Output),
+    ("action_lift", Kind::Output),
+];
+
+/// What `review` runs for each model after [`JUDGE_PIPELINE`] and `opportunities`, before
+/// collecting `model_review` (SPEC §4.9): the model's own judging and fold.
+pub const REVIEW_MODEL_PIPELINE: &[(&str, Kind)] =
+    &[("judged_events", Kind::View), ("lead_activity", Kind::View)];
 
 /// Where query text comes from.
 #[derive(Clone, Debug, Default)]
@@ -296,6 +319,23 @@ impl Template {
         self.set("fold_input", sql);
     }
 
+    /// Adds `${window_from}` and `${window_to}`: the bounds of a window `[from, to)` of times, as
+    /// timestamp literals (the starts of those days); an open end becomes a time far before or
+    /// after any data (year 1, year 9999), so that queries compare without special cases.
+    pub fn set_window(&mut self, from: Option<NaiveDate>, to: Option<NaiveDate>) {
+        let start = |d: Option<NaiveDate>, open: NaiveDate| {
+            let midnight = d
+                .unwrap_or(open)
+                .and_hms_opt(0, 0, 0)
+                .expect("midnight exists");
+            timestamp_literal(midnight.and_utc().timestamp_micros())
+        };
+        let first = NaiveDate::from_ymd_opt(1, 1, 1).expect("valid date");
+        let last = NaiveDate::from_ymd_opt(9999, 12, 31).expect("valid date");
+        self.set("window_from", start(from, first));
+        self.set("window_to", start(to, last));
+    }
+
     /// Adds `${fit}`: over a row `l` of `leads`, the fit rules the lead matches, as the list of
     /// `{from, to, points}` structs that `lead_fold` takes (`from`/`to` bound the cutoffs at which
     /// the rule holds, null for always); a constant 0 without rules or a leads file.
@@ -391,7 +431,8 @@ pub fn string(s: &str) -> String {
 fn rule_table(model: &Model) -> String {
     let typed = "cast(null as int) as rule_id, cast(null as double) as points, \
                  cast(null as boolean) as is_fraction, cast(null as varchar) as stage, \
-                 cast(null as int) as stage_rank";
+                 cast(null as int) as stage_rank, cast(null as varchar) as action, \
+                 cast(null as varchar) as assets";
     if model.actions.is_empty() {
         return format!("(select {typed} where false)");
     }
@@ -402,7 +443,8 @@ fn rule_table(model: &Model) -> String {
         .map(|(i, r)| {
             format!(
                 "select cast({} as int) as rule_id, {} as points, {} as is_fraction, \
-                 cast({} as varchar) as stage, cast({} as int) as stage_rank",
+                 cast({} as varchar) as stage, cast({} as int) as stage_rank, \
+                 cast({} as varchar) as action, cast({} as varchar) as assets",
                 i + 1,
                 float(r.points),
                 r.fraction,
@@ -411,6 +453,10 @@ fn rule_table(model: &Model) -> String {
                     .as_deref()
                     .and_then(|s| model.stage_rank(s))
                     .map_or("null".to_string(), |n| n.to_string()),
+                string(&r.action),
+                r.assets
+                    .as_ref()
+                    .map_or("null".to_string(), |a| string(&a.join(", "))),
             )
         })
         .collect();
@@ -514,6 +560,9 @@ mod tests {
             .iter()
             .chain(SCORE_PIPELINE)
             .chain(BACKFILL_PIPELINE)
+            .chain(WEIGHTS_PIPELINE)
+            .chain(REVIEW_MODEL_PIPELINE)
+            .chain(&[("model_review", Kind::Output)])
         {
             assert!(QuerySource::default().text(name).is_ok(), "{name}");
         }

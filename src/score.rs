@@ -59,7 +59,7 @@ pub const SCORE_TABLES: &[&str] = &[
 ];
 
 /// A far-future day used to plan the queries that must run before the real cutoff is known.
-fn provisional_day() -> NaiveDate {
+pub fn provisional_day() -> NaiveDate {
     NaiveDate::from_ymd_opt(9999, 12, 30).expect("valid date")
 }
 

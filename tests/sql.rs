@@ -18,10 +18,24 @@
 //!
 //! statement ok
 //! LEADSCORE SCORE [AS OF 2026-01-31]
+//!
+//! statement ok
+//! LEADSCORE OUTCOMES <table> (written to CSV and read back as the outcomes input)
+//!
+//! statement ok
+//! LEADSCORE WEIGHTS [FROM 2026-01-01] [TO 2026-07-01]
+//!
+//! statement ok
+//! LEADSCORE MODEL ALSO       (another model, for REVIEW; `LEADSCORE MODEL` starts the list anew)
+//!
+//! statement ok
+//! LEADSCORE REVIEW [FROM d] [TO d] TODAY d
 //! ```
 //!
-//! After `LEADSCORE SCORE`, the published tables (`lead_scores`, `account_scores`, ...) can be
-//! queried by name. Floats print with at most 9 decimals, nulls as `NULL`.
+//! After `LEADSCORE SCORE`, `WEIGHTS` or `REVIEW`, the published tables (`lead_scores`,
+//! `stage_tallies`, `model_review`, ...) can be queried by name; after `WEIGHTS`, the rules of
+//! `proposed_model.toml` are the table `proposed_rules` (rule, action, points, stage, version),
+//! absent when no model was proposed. Floats print with at most 9 decimals, nulls as `NULL`.
 //!
 //! Set `LEADSCORE_SLT_COMPLETE=1` to rewrite the expected results (then review the diff).
 
@@ -33,15 +47,18 @@ use datafusion::arrow::datatypes::{DataType, Float64Type};
 use datafusion::arrow::util::display::array_value_to_string;
 use datafusion::prelude::*;
 use leadscore::context::{EngineOptions, session};
+use leadscore::review::{REVIEW_TABLES, ReviewOptions, review};
 use leadscore::score::{SCORE_TABLES, ScoreOptions, score};
+use leadscore::weights::{PROPOSED_MODEL, WEIGHTS_TABLES, WeightsOptions, weights};
 use sqllogictest::{DBOutput, DefaultColumnType};
 
 struct Db {
     ctx: SessionContext,
     dir: tempfile::TempDir,
-    model: Option<PathBuf>,
+    models: Vec<PathBuf>,
     events: Option<PathBuf>,
     leads: Option<PathBuf>,
+    outcomes: Option<PathBuf>,
     runs: usize,
 }
 
@@ -73,9 +90,10 @@ impl Db {
         Self {
             ctx: session(&engine()).expect("session"),
             dir: tempfile::tempdir().expect("tempdir"),
-            model: None,
+            models: Vec::new(),
             events: None,
             leads: None,
+            outcomes: None,
             runs: 0,
         }
     }
@@ -104,10 +122,94 @@ impl Db {
         let (first, rest) = command.split_once('\n').unwrap_or((command, ""));
         let words: Vec<&str> = first.split_whitespace().collect();
         match words.as_slice() {
-            ["LEADSCORE", "MODEL"] => {
-                let path = self.dir.path().join("model.toml");
+            ["LEADSCORE", "MODEL", tail @ ..] => {
+                if tail != ["ALSO"] {
+                    self.models.clear();
+                }
+                let path = self
+                    .dir
+                    .path()
+                    .join(format!("model{}.toml", self.models.len() + 1));
                 std::fs::write(&path, rest).map_err(err)?;
-                self.model = Some(path);
+                self.models.push(path);
+            }
+            ["LEADSCORE", "OUTCOMES", table] => {
+                let path = self.dir.path().join(format!("{table}.csv"));
+                self.copy_table(table, &path, "CSV").await?;
+                self.outcomes = Some(path);
+            }
+            ["LEADSCORE", "WEIGHTS", tail @ ..] => {
+                let days = Days::parse(tail)?;
+                let out = self.next_out();
+                let opts = WeightsOptions {
+                    events: self.events()?,
+                    outcomes: self.outcomes()?,
+                    model: self.model()?,
+                    from: days.from,
+                    to: days.to,
+                    today: days
+                        .today
+                        .unwrap_or_else(|| day("2026-11-22").expect("date")),
+                    out: out.clone(),
+                    queries: None,
+                    engine: engine(),
+                    strict: false,
+                };
+                weights(&opts).await.map_err(err)?;
+                self.register_tables(&out, WEIGHTS_TABLES).await?;
+                let _ = self.ctx.deregister_table("proposed_rules");
+                let proposed = out.join(PROPOSED_MODEL);
+                if proposed.exists() {
+                    let m = leadscore::model::Model::load(&proposed).map_err(err)?;
+                    let rows: Vec<String> = m
+                        .actions
+                        .iter()
+                        .enumerate()
+                        .map(|(i, r)| {
+                            format!(
+                                "({}, '{}', {:?}, {}, {})",
+                                i + 1,
+                                r.action,
+                                r.points,
+                                r.stage
+                                    .as_deref()
+                                    .map_or("null".into(), |s| format!("'{s}'")),
+                                m.version
+                            )
+                        })
+                        .collect();
+                    let sql = format!(
+                        "create view proposed_rules as select column1 as rule, column2 as action, \
+                         column3 as points, column4 as stage, column5 as version from (values {})",
+                        rows.join(", ")
+                    );
+                    self.ctx
+                        .sql(&sql)
+                        .await
+                        .map_err(err)?
+                        .collect()
+                        .await
+                        .map_err(err)?;
+                }
+            }
+            ["LEADSCORE", "REVIEW", tail @ ..] => {
+                let days = Days::parse(tail)?;
+                let out = self.next_out();
+                let opts = ReviewOptions {
+                    events: self.events()?,
+                    leads: self.leads.clone(),
+                    outcomes: self.outcomes()?,
+                    models: self.models.clone(),
+                    from: days.from,
+                    to: days.to,
+                    window_days: 90,
+                    today: days.today.ok_or_else(|| err("REVIEW needs TODAY"))?,
+                    out: out.clone(),
+                    queries: None,
+                    engine: engine(),
+                };
+                review(&opts).await.map_err(err)?;
+                self.register_tables(&out, REVIEW_TABLES).await?;
             }
             ["LEADSCORE", "EVENTS", table] => {
                 let path = self.dir.path().join(format!("{table}.parquet"));
@@ -127,18 +229,11 @@ impl Db {
                     }
                     _ => return Err(err(format!("bad LEADSCORE SCORE: {first}"))),
                 };
-                self.runs += 1;
-                let out = self.dir.path().join(format!("out{}", self.runs));
+                let out = self.next_out();
                 let opts = ScoreOptions {
-                    events: self
-                        .events
-                        .clone()
-                        .ok_or_else(|| err("no LEADSCORE EVENTS yet"))?,
+                    events: self.events()?,
                     leads: self.leads.clone(),
-                    model: self
-                        .model
-                        .clone()
-                        .ok_or_else(|| err("no LEADSCORE MODEL yet"))?,
+                    model: self.model()?,
                     as_of,
                     out: out.clone(),
                     queries: None,
@@ -146,16 +241,75 @@ impl Db {
                     strict: false,
                 };
                 score(&opts).await.map_err(err)?;
-                for table in SCORE_TABLES {
-                    let _ = self.ctx.deregister_table(*table);
-                    let dir = format!("{}/", out.join(table).display());
-                    self.ctx
-                        .register_parquet(*table, &dir, ParquetReadOptions::default())
-                        .await
-                        .map_err(err)?;
-                }
+                self.register_tables(&out, SCORE_TABLES).await?;
             }
             _ => return Err(err(format!("unknown command: {first}"))),
+        }
+        Ok(())
+    }
+}
+
+/// The `FROM d`, `TO d` and `TODAY d` words of a LEADSCORE command.
+#[derive(Default)]
+struct Days {
+    from: Option<chrono::NaiveDate>,
+    to: Option<chrono::NaiveDate>,
+    today: Option<chrono::NaiveDate>,
+}
+
+fn day(s: &str) -> Result<chrono::NaiveDate, DbError> {
+    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(err)
+}
+
+impl Days {
+    fn parse(words: &[&str]) -> Result<Days, DbError> {
+        let mut days = Days::default();
+        for pair in words.chunks(2) {
+            match pair {
+                ["FROM", d] => days.from = Some(day(d)?),
+                ["TO", d] => days.to = Some(day(d)?),
+                ["TODAY", d] => days.today = Some(day(d)?),
+                _ => return Err(err(format!("expected FROM/TO/TODAY <day>, got {pair:?}"))),
+            }
+        }
+        Ok(days)
+    }
+}
+
+impl Db {
+    fn next_out(&mut self) -> PathBuf {
+        self.runs += 1;
+        self.dir.path().join(format!("out{}", self.runs))
+    }
+
+    fn events(&self) -> Result<PathBuf, DbError> {
+        self.events
+            .clone()
+            .ok_or_else(|| err("no LEADSCORE EVENTS yet"))
+    }
+
+    fn outcomes(&self) -> Result<PathBuf, DbError> {
+        self.outcomes
+            .clone()
+            .ok_or_else(|| err("no LEADSCORE OUTCOMES yet"))
+    }
+
+    fn model(&self) -> Result<PathBuf, DbError> {
+        self.models
+            .first()
+            .cloned()
+            .ok_or_else(|| err("no LEADSCORE MODEL yet"))
+    }
+
+    /// Registers the published `tables` of `out` by name, replacing earlier ones.
+    async fn register_tables(&self, out: &Path, tables: &[&str]) -> Result<(), DbError> {
+        for table in tables {
+            let _ = self.ctx.deregister_table(*table);
+            let dir = format!("{}/", out.join(table).display());
+            self.ctx
+                .register_parquet(*table, &dir, ParquetReadOptions::default())
+                .await
+                .map_err(err)?;
         }
         Ok(())
     }
