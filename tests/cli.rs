@@ -687,3 +687,362 @@ async fn a_backfill_of_many_days_under_a_memory_limit_gives_the_same_history() {
         assert!(a == b, "{table} differs under the memory limit");
     }
 }
+
+const FIXTURE_INPUTS: &[&str] = &[
+    "--events",
+    "fixtures/events",
+    "--outcomes",
+    "fixtures/outcomes.parquet",
+    "--model",
+    "fixtures/model.toml",
+];
+
+fn weights_args<'a>(out: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["weights", "--out", out, "--today", "2026-11-22"];
+    args.extend_from_slice(FIXTURE_INPUTS);
+    args.extend_from_slice(extra);
+    args
+}
+
+#[tokio::test]
+async fn weights_on_the_fixtures_show_the_signal_and_propose_a_model() {
+    let dir = fixtures_dir();
+    let o = run(&weights_args("out", &[]), dir.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let printed = String::from_utf8_lossy(&o.stdout).to_string();
+    for needle in [
+        "stage",
+        "points per action",
+        "top rules by lift:",
+        "bottom rules by lift:",
+    ] {
+        assert!(printed.contains(needle), "{needle}: {printed}");
+    }
+    let out = dir.path().join("out");
+
+    // The generated leads who reach the decision stage convert far more often: the decision
+    // actions lift conversion, unsubscribing and career pages lower it.
+    let lift = rows_of(
+        &out.join("action_lift"),
+        "select action, coalesce(assets, ''), cast(round(lift * 100) as bigint) from t",
+    )
+    .await;
+    let lift_of = |action: &str, assets: &str| -> i64 {
+        let prefix = format!("{action}|{assets}|");
+        lift.iter()
+            .find_map(|r| r.strip_prefix(&prefix))
+            .unwrap_or_else(|| panic!("{prefix} in {lift:?}"))
+            .parse()
+            .unwrap()
+    };
+    for action in ["demo_request", "free_trial", "contact_sales"] {
+        assert!(lift_of(action, "") > 300, "{action}: {lift:?}");
+    }
+    assert!(lift_of("page_view", "/pricing*") > 300, "{lift:?}");
+    assert!(lift_of("unsubscribe", "") < 100, "{lift:?}");
+    assert!(lift_of("page_view", "/careers*") < 100, "{lift:?}");
+
+    // Converted leads go through more awareness than decision actions, and the proposed model
+    // gives every staged positive rule the rounded split of the threshold.
+    let tallies = rows_of(
+        &out.join("stage_tallies"),
+        "select stage, converted_leads, avg_tally, points_per_action from t",
+    )
+    .await;
+    assert_eq!(tallies.len(), 3, "{tallies:?}");
+    let tally = |stage: &str| -> Vec<String> {
+        tallies
+            .iter()
+            .find(|r| r.starts_with(&format!("{stage}|")))
+            .unwrap()
+            .split('|')
+            .map(String::from)
+            .collect()
+    };
+    let avg = |stage: &str| f64::from_bits(u64::from_str_radix(&tally(stage)[2], 16).unwrap());
+    assert!(avg("awareness") > avg("decision"), "{tallies:?}");
+    let per_action = f64::from_bits(u64::from_str_radix(&tally("decision")[3], 16).unwrap());
+    let total = avg("awareness") + avg("consideration") + avg("decision");
+    assert!((per_action - 100.0 / total).abs() < 1e-9, "{per_action} vs {total}");
+
+    let proposed = leadscore::model::Model::load(&out.join("proposed_model.toml")).unwrap();
+    let original = leadscore::model::Model::load(&dir.path().join("fixtures/model.toml")).unwrap();
+    assert_eq!(proposed.version, original.version + 1);
+    assert_eq!(proposed.created.unwrap().to_string(), "2026-11-22");
+    for (new, old) in proposed.actions.iter().zip(&original.actions) {
+        if old.stage.is_some() && old.points > 0.0 {
+            assert_eq!(new.points, per_action.round().max(1.0), "{}", new.action);
+        } else {
+            assert_eq!(new.points, old.points, "{}", new.action);
+        }
+    }
+    assert_eq!(proposed.fits, original.fits);
+    assert!(proposed.notes.contains("converted leads"), "{}", proposed.notes);
+
+    let trend = rows(&out.join("stage_tally_trend")).await;
+    assert!(trend.len() >= 6 && trend.len() % 3 == 0, "{trend:?}");
+
+    // The same command again gives the same rows, bit for bit.
+    let before: Vec<_> = ["stage_tallies", "stage_tally_trend", "action_lift"]
+        .iter()
+        .map(|t| out.join(t))
+        .collect();
+    let mut first = Vec::new();
+    for t in &before {
+        first.push(rows(t).await);
+    }
+    assert!(run(&weights_args("out", &["--quiet"]), dir.path()).status.success());
+    for (t, rows_before) in before.iter().zip(first) {
+        assert_eq!(rows(t).await, rows_before, "{}", t.display());
+    }
+}
+
+#[tokio::test]
+async fn an_empty_window_writes_empty_averages_and_no_proposed_model() {
+    let dir = fixtures_dir();
+    succeed(&weights_args("out", &[]), &[], dir.path());
+    assert!(dir.path().join("out/proposed_model.toml").exists());
+    let err = succeed(
+        &weights_args("out", &["--from", "2030-01-01", "--to", "2030-02-01"]),
+        &[],
+        dir.path(),
+    );
+    assert!(err.contains("no converted leads"), "{err}");
+    // The earlier proposal does not linger beside tables that no longer support it.
+    assert!(!dir.path().join("out/proposed_model.toml").exists());
+    let tallies = rows_of(
+        &dir.path().join("out/stage_tallies"),
+        "select stage, converted_leads, avg_tally is null, points_per_action is null from t",
+    )
+    .await;
+    assert_eq!(
+        tallies,
+        [
+            "awareness|0|true|true",
+            "consideration|0|true|true",
+            "decision|0|true|true"
+        ]
+    );
+}
+
+/// Runs weights on the fixtures once, then again with the outcomes replaced by `file`
+/// (written by `write`), expecting a clean failure naming the file.
+async fn bad_outcomes_fail_cleanly(name: &str, write: impl FnOnce(&Path), needles: &[&str]) {
+    let dir = fixtures_dir();
+    succeed(&weights_args("out", &[]), &[], dir.path());
+    write(&dir.path().join(name));
+    let args: Vec<&str> = weights_args("out", &[])
+        .into_iter()
+        .map(|a| {
+            if a == "fixtures/outcomes.parquet" {
+                name
+            } else {
+                a
+            }
+        })
+        .collect();
+    let mut all = needles.to_vec();
+    all.push(name);
+    fails_cleanly(dir.path(), &args, &all);
+}
+
+async fn write_parquet(path: &Path, select: &str) {
+    let ctx = SessionContext::new();
+    let sql = format!("COPY ({select}) TO '{}' STORED AS PARQUET", path.display());
+    ctx.sql(&sql).await.unwrap().collect().await.unwrap();
+}
+
+#[tokio::test]
+async fn missing_outcomes_fail_cleanly() {
+    bad_outcomes_fail_cleanly("nowhere.parquet", |_| {}, &["cannot read"]).await;
+}
+
+#[tokio::test]
+async fn outcomes_that_are_not_parquet_fail_cleanly() {
+    bad_outcomes_fail_cleanly(
+        "outcomes.bin",
+        |p| std::fs::write(p, b"not parquet at all").unwrap(),
+        &[],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn outcomes_without_opportunity_at_fail_cleanly() {
+    bad_outcomes_fail_cleanly(
+        "outcomes.csv",
+        |p| std::fs::write(p, "lead_id,converted_at\nL0000001,2026-03-01\n").unwrap(),
+        &["lacks the required column `opportunity_at`"],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn outcomes_with_a_bad_time_fail_cleanly() {
+    bad_outcomes_fail_cleanly(
+        "outcomes.csv",
+        |p| {
+            std::fs::write(
+                p,
+                "lead_id,opportunity_at\nL0000001,2026-03-01T10:00:00Z\nL0000002,\nL0000003,next tuesday\n",
+            )
+            .unwrap()
+        },
+        &["opportunity_at \"next tuesday\" is not a time"],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn outcomes_with_a_number_for_a_time_fail_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("o.parquet");
+    write_parquet(&path, "select 'L0000001' as lead_id, 20260301 as opportunity_at").await;
+    let bytes = std::fs::read(&path).unwrap();
+    bad_outcomes_fail_cleanly(
+        "outcomes-int.parquet",
+        move |p| std::fs::write(p, bytes).unwrap(),
+        &["`opportunity_at` has type Int64; expected a timestamp"],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn csv_outcomes_with_blank_times_and_several_rows_per_lead_work() {
+    let dir = fixtures_dir();
+    let parquet = dir.path().join("out-parquet");
+    succeed(&weights_args("out-parquet", &[]), &[], dir.path());
+    // The same outcomes as CSV, with each opportunity twice (a later copy) and blank rows.
+    let csv = dir.path().join("outcomes.csv");
+    let ctx = SessionContext::new();
+    ctx.register_parquet(
+        "o",
+        dir.path().join("fixtures/outcomes.parquet").to_str().unwrap(),
+        ParquetReadOptions::default(),
+    )
+    .await
+    .unwrap();
+    let batches = ctx
+        .sql("select lead_id, opportunity_at from o")
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    let mut text = String::from("lead_id,opportunity_at\n");
+    for b in &batches {
+        for r in 0..b.num_rows() {
+            let id = datafusion::arrow::util::display::array_value_to_string(b.column(0), r)
+                .unwrap();
+            let at = datafusion::arrow::util::display::array_value_to_string(b.column(1), r)
+                .unwrap();
+            text.push_str(&format!("{id},{at}\n{id},\n"));
+            if !at.is_empty() {
+                text.push_str(&format!("{id},2099-01-01T00:00:00Z\n"));
+            }
+        }
+    }
+    std::fs::write(&csv, text).unwrap();
+    let args: Vec<&str> = weights_args("out-csv", &[])
+        .into_iter()
+        .map(|a| {
+            if a == "fixtures/outcomes.parquet" {
+                "outcomes.csv"
+            } else {
+                a
+            }
+        })
+        .collect();
+    succeed(&args, &[], dir.path());
+    for table in ["stage_tallies", "stage_tally_trend", "action_lift"] {
+        assert_eq!(
+            rows(&dir.path().join("out-csv").join(table)).await,
+            rows(&parquet.join(table)).await,
+            "{table}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn review_compares_model_versions_side_by_side() {
+    let dir = fixtures_dir();
+    succeed(&weights_args("w", &[]), &[], dir.path());
+    let args = [
+        "review",
+        "--events",
+        "fixtures/events",
+        "--leads",
+        "fixtures/leads.csv",
+        "--outcomes",
+        "fixtures/outcomes.parquet",
+        "--model",
+        "fixtures/model.toml",
+        "--model",
+        "w/proposed_model.toml",
+        "--from",
+        "2026-01-01",
+        "--today",
+        "2026-11-22",
+        "--out",
+        "out",
+    ];
+    let o = run(&args, dir.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let printed = String::from_utf8_lossy(&o.stdout).to_string();
+    let lines: Vec<&str> = printed.lines().collect();
+    assert!(lines[0].starts_with("window: [2026-01-01, "), "{printed}");
+    assert!(
+        lines[1].starts_with("metric") && lines[1].contains("b2b v3") && lines[1].contains("b2b v4"),
+        "{printed}"
+    );
+    for metric in [
+        "created",
+        "MQLs",
+        "MQL -> opportunity",
+        "opportunity coverage",
+        "median days to opportunity",
+        "next review",
+        "notes",
+    ] {
+        assert!(
+            lines.iter().any(|l| l.starts_with(metric)),
+            "{metric}: {printed}"
+        );
+    }
+    let review = rows_of(
+        &dir.path().join("out/model_review"),
+        "select name, version, created, mqls > 0, mql_to_opportunity between 0 and 1, \
+         opportunity_coverage between 0 and 1, median_days_to_opportunity > 0, next_review \
+         from t",
+    )
+    .await;
+    assert_eq!(
+        review,
+        [
+            "b2b|3|2026-09-01|true|true|true|true|2027-01-29",
+            "b2b|4|2026-11-22|true|true|true|true|2027-01-21",
+        ]
+    );
+
+    // Without --model, review is a usage error; a second model that does not load stops it.
+    let no_model: Vec<&str> = args[..7].iter().chain(&["--out", "out"]).copied().collect();
+    let o = run(&no_model, dir.path());
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--model"), "{}", stderr(&o));
+    std::fs::write(dir.path().join("broken.toml"), "name = \"x\"\nversion = \"one\"\n").unwrap();
+    let mut broken = args.to_vec();
+    broken[10] = "broken.toml";
+    fails_cleanly(dir.path(), &broken, &["broken.toml"]);
+}
+
+#[tokio::test]
+async fn weights_refuse_a_window_that_ends_before_it_starts() {
+    let dir = fixtures_dir();
+    let o = run(
+        &weights_args("out", &["--from", "2026-05-01", "--to", "2026-04-01"]),
+        dir.path(),
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--from 2026-05-01 must be before --to 2026-04-01"));
+    assert!(!dir.path().join("out").exists());
+}
