@@ -763,7 +763,10 @@ async fn weights_on_the_fixtures_show_the_signal_and_propose_a_model() {
     assert!(avg("awareness") > avg("decision"), "{tallies:?}");
     let per_action = f64::from_bits(u64::from_str_radix(&tally("decision")[3], 16).unwrap());
     let total = avg("awareness") + avg("consideration") + avg("decision");
-    assert!((per_action - 100.0 / total).abs() < 1e-9, "{per_action} vs {total}");
+    assert!(
+        (per_action - 100.0 / total).abs() < 1e-9,
+        "{per_action} vs {total}"
+    );
 
     let proposed = leadscore::model::Model::load(&out.join("proposed_model.toml")).unwrap();
     let original = leadscore::model::Model::load(&dir.path().join("fixtures/model.toml")).unwrap();
@@ -777,7 +780,11 @@ async fn weights_on_the_fixtures_show_the_signal_and_propose_a_model() {
         }
     }
     assert_eq!(proposed.fits, original.fits);
-    assert!(proposed.notes.contains("converted leads"), "{}", proposed.notes);
+    assert!(
+        proposed.notes.contains("converted leads"),
+        "{}",
+        proposed.notes
+    );
 
     let trend = rows(&out.join("stage_tally_trend")).await;
     assert!(trend.len() >= 6 && trend.len() % 3 == 0, "{trend:?}");
@@ -791,7 +798,11 @@ async fn weights_on_the_fixtures_show_the_signal_and_propose_a_model() {
     for t in &before {
         first.push(rows(t).await);
     }
-    assert!(run(&weights_args("out", &["--quiet"]), dir.path()).status.success());
+    assert!(
+        run(&weights_args("out", &["--quiet"]), dir.path())
+            .status
+            .success()
+    );
     for (t, rows_before) in before.iter().zip(first) {
         assert_eq!(rows(t).await, rows_before, "{}", t.display());
     }
@@ -897,7 +908,11 @@ async fn outcomes_with_a_bad_time_fail_cleanly() {
 async fn outcomes_with_a_number_for_a_time_fail_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("o.parquet");
-    write_parquet(&path, "select 'L0000001' as lead_id, 20260301 as opportunity_at").await;
+    write_parquet(
+        &path,
+        "select 'L0000001' as lead_id, 20260301 as opportunity_at",
+    )
+    .await;
     let bytes = std::fs::read(&path).unwrap();
     bad_outcomes_fail_cleanly(
         "outcomes-int.parquet",
@@ -917,7 +932,10 @@ async fn csv_outcomes_with_blank_times_and_several_rows_per_lead_work() {
     let ctx = SessionContext::new();
     ctx.register_parquet(
         "o",
-        dir.path().join("fixtures/outcomes.parquet").to_str().unwrap(),
+        dir.path()
+            .join("fixtures/outcomes.parquet")
+            .to_str()
+            .unwrap(),
         ParquetReadOptions::default(),
     )
     .await
@@ -932,10 +950,10 @@ async fn csv_outcomes_with_blank_times_and_several_rows_per_lead_work() {
     let mut text = String::from("lead_id,opportunity_at\n");
     for b in &batches {
         for r in 0..b.num_rows() {
-            let id = datafusion::arrow::util::display::array_value_to_string(b.column(0), r)
-                .unwrap();
-            let at = datafusion::arrow::util::display::array_value_to_string(b.column(1), r)
-                .unwrap();
+            let id =
+                datafusion::arrow::util::display::array_value_to_string(b.column(0), r).unwrap();
+            let at =
+                datafusion::arrow::util::display::array_value_to_string(b.column(1), r).unwrap();
             text.push_str(&format!("{id},{at}\n{id},\n"));
             if !at.is_empty() {
                 text.push_str(&format!("{id},2099-01-01T00:00:00Z\n"));
@@ -992,7 +1010,9 @@ async fn review_compares_model_versions_side_by_side() {
     let lines: Vec<&str> = printed.lines().collect();
     assert!(lines[0].starts_with("window: [2026-01-01, "), "{printed}");
     assert!(
-        lines[1].starts_with("metric") && lines[1].contains("b2b v3") && lines[1].contains("b2b v4"),
+        lines[1].starts_with("metric")
+            && lines[1].contains("b2b v3")
+            && lines[1].contains("b2b v4"),
         "{printed}"
     );
     for metric in [
@@ -1029,7 +1049,11 @@ async fn review_compares_model_versions_side_by_side() {
     let o = run(&no_model, dir.path());
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("--model"), "{}", stderr(&o));
-    std::fs::write(dir.path().join("broken.toml"), "name = \"x\"\nversion = \"one\"\n").unwrap();
+    std::fs::write(
+        dir.path().join("broken.toml"),
+        "name = \"x\"\nversion = \"one\"\n",
+    )
+    .unwrap();
     let mut broken = args.to_vec();
     broken[10] = "broken.toml";
     fails_cleanly(dir.path(), &broken, &["broken.toml"]);
