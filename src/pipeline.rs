@@ -85,13 +85,19 @@ impl<'a> Pipeline<'a> {
 
     /// Runs query `name` and collects its rows (for small results).
     pub async fn collect(&self, name: &str) -> Result<Vec<RecordBatch>> {
+        let started = std::time::Instant::now();
         let df = self.plan(name).await?;
         let task = Arc::new(df.task_ctx());
         let plan = df.create_physical_plan().await?;
-        let _watch = self.progress.watch(name, &plan);
-        datafusion::physical_plan::collect(plan, task)
+        let watch = self.progress.watch(name, &plan);
+        let batches = datafusion::physical_plan::collect(plan, task)
             .await
-            .map_err(|e| query_error(name, e))
+            .map_err(|e| query_error(name, e));
+        drop(watch);
+        if self.engine.timings {
+            eprintln!("{name}: {:.3} s", started.elapsed().as_secs_f64());
+        }
+        batches
     }
 
     /// Runs one query as a view, a step or an output.
