@@ -1,6 +1,8 @@
-//! An independent reference implementation of the scoring contract (SPEC §2.4, §4.1–4.7),
+//! An independent reference implementation of the scoring contract (SPEC §2.4, §4.1–4.9),
 //! used as an oracle: the same inputs go through `leadscore::score::score` and through the
 //! plain-Rust reference in `tests/reference/oracle.rs`, and every published row must agree.
+//! Likewise `leadscore::weights::weights` (SPEC §4.8) and `leadscore::review::review`
+//! (SPEC §4.9) against `tests/reference/outcomes.rs`, including the proposed model file.
 //!
 //! The reference reads the input files itself (Arrow's Parquet reader and a small CSV parser)
 //! and only borrows the project's model-file parser.
@@ -13,6 +15,8 @@ mod data;
 mod datagen;
 #[path = "reference/oracle.rs"]
 mod oracle;
+#[path = "reference/outcomes.rs"]
+mod outcomes;
 
 use std::path::{Path, PathBuf};
 
@@ -20,12 +24,15 @@ use chrono::NaiveDate;
 use datafusion::arrow::datatypes::TimeUnit;
 use leadscore::context::EngineOptions;
 use leadscore::model::Model;
+use leadscore::review::{ReviewOptions, ReviewSummary, review};
 use leadscore::score::{ScoreOptions, ScoreSummary, score};
+use leadscore::weights::{PROPOSED_MODEL, WEIGHTS_TABLES, WeightsOptions, WeightsSummary, weights};
 
-use compare::{Report, compare_outputs};
-use data::{IdKind, read_events, read_leads};
+use compare::{Report, compare_outputs, compare_review, compare_weights};
+use data::{IdKind, read_events, read_leads, read_outcomes};
 use datagen::{Dataset, EventsLayout, GenOptions, Rng, generate};
 use oracle::{Reference, reference_score};
+use outcomes::{ReviewRef, WeightsRef, reference_review, reference_weights};
 
 /// Exponential decay with grace and floor, three stages, negative, fraction and glob rules, and
 /// fit rules of every kind.
@@ -366,6 +373,23 @@ fn day(y: i32, m: u32, d: u32) -> NaiveDate {
     NaiveDate::from_ymd_opt(y, m, d).unwrap()
 }
 
+fn engine() -> EngineOptions {
+    EngineOptions {
+        threads: 2,
+        batch_size: 64,
+        ..Default::default()
+    }
+}
+
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
 /// Runs the real pipeline into `out`.
 fn run_pipeline(
     events: &Path,
@@ -381,19 +405,10 @@ fn run_pipeline(
         as_of,
         out: out.to_path_buf(),
         queries: None,
-        engine: EngineOptions {
-            threads: 2,
-            batch_size: 64,
-            ..Default::default()
-        },
+        engine: engine(),
         strict: false,
     };
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(score(&opts))
+    block_on(score(&opts))
 }
 
 /// One scoring run to check.
@@ -836,4 +851,669 @@ fn reference_helpers() {
         data::parse_time("2025-01-02"),
         Some(datagen::base_micros() + data::MICROS_PER_DAY)
     );
+}
+
+/// One `weights` run to check.
+struct WeightsCase {
+    name: String,
+    events: PathBuf,
+    outcomes: PathBuf,
+    model: PathBuf,
+    from: Option<NaiveDate>,
+    to: Option<NaiveDate>,
+}
+
+impl WeightsCase {
+    fn new(name: &str, events: &Path, outcomes: &Path, model: &Path) -> WeightsCase {
+        WeightsCase {
+            name: name.to_string(),
+            events: events.to_path_buf(),
+            outcomes: outcomes.to_path_buf(),
+            model: model.to_path_buf(),
+            from: None,
+            to: None,
+        }
+    }
+
+    fn window(mut self, from: Option<NaiveDate>, to: Option<NaiveDate>) -> WeightsCase {
+        self.from = from;
+        self.to = to;
+        self
+    }
+}
+
+/// The day the proposed models are made.
+const WEIGHTS_TODAY: (i32, u32, u32) = (2025, 7, 4);
+
+fn run_weights(case: &WeightsCase, out: &Path) -> leadscore::Result<WeightsSummary> {
+    let (y, m, d) = WEIGHTS_TODAY;
+    block_on(weights(&WeightsOptions {
+        events: case.events.clone(),
+        outcomes: case.outcomes.clone(),
+        model: case.model.clone(),
+        from: case.from,
+        to: case.to,
+        today: day(y, m, d),
+        out: out.to_path_buf(),
+        queries: None,
+        engine: engine(),
+        strict: false,
+    }))
+}
+
+/// The reference's answer for a `weights` case.
+fn weights_reference_for(case: &WeightsCase) -> WeightsRef {
+    let model = Model::load(&case.model).expect("model loads");
+    let (events, kind) = read_events(&case.events);
+    let outcomes = read_outcomes(&case.outcomes, kind);
+    reference_weights(&events, &outcomes, &model, case.from, case.to)
+}
+
+/// The proposed model must be the input model with the staged positive rules at `points`,
+/// `version + 1`, `created` = today and new notes; nothing else changes.
+fn check_proposed(report: &mut Report, input: &Path, points: Option<i64>, out: &Path) {
+    let path = out.join(PROPOSED_MODEL);
+    let Some(points) = points else {
+        if path.exists() {
+            report.push(format!("{PROPOSED_MODEL} written without converted leads"));
+        }
+        return;
+    };
+    let old = Model::load(input).expect("model loads");
+    let new = match Model::load(&path) {
+        Ok(m) => m,
+        Err(e) => {
+            report.push(format!("{PROPOSED_MODEL} does not load: {e}"));
+            return;
+        }
+    };
+    if old.actions.len() != new.actions.len() || old.fits.len() != new.fits.len() {
+        report.push(format!(
+            "{PROPOSED_MODEL}: {} actions and {} fit rules, expected {} and {}",
+            new.actions.len(),
+            new.fits.len(),
+            old.actions.len(),
+            old.fits.len()
+        ));
+        return;
+    }
+    let (y, m, d) = WEIGHTS_TODAY;
+    let mut expected = old.clone();
+    expected.path = new.path.clone();
+    expected.version = old.version + 1;
+    expected.created = Some(day(y, m, d));
+    expected.notes = new.notes.clone();
+    for (e, n) in expected.actions.iter_mut().zip(&new.actions) {
+        e.line = n.line;
+        if e.stage.is_some() && e.points > 0.0 {
+            e.points = points as f64;
+        }
+    }
+    for (e, n) in expected.fits.iter_mut().zip(&new.fits) {
+        e.line = n.line;
+    }
+    if new.notes.trim().is_empty() || new.notes == old.notes {
+        report.push(format!(
+            "{PROPOSED_MODEL}: notes {:?} do not tell what changed",
+            new.notes
+        ));
+    }
+    if expected != new {
+        report.push(format!(
+            "{PROPOSED_MODEL} differs:\n    expected {expected:?}\n    actual   {new:?}"
+        ));
+    }
+}
+
+/// Runs one `weights` case through the command and the reference and compares everything.
+fn check_weights(case: &WeightsCase, scratch: &Path) -> (Report, WeightsRef) {
+    let reference = weights_reference_for(case);
+    let out = scratch.join(format!("weights-{}", case.name));
+    let mut report = match run_weights(case, &out) {
+        Ok(summary) => {
+            let mut report = compare_weights(&reference, &out);
+            for t in WEIGHTS_TABLES {
+                if !out.join(t).is_dir() {
+                    report.push(format!("table {t} was not published"));
+                }
+            }
+            check_proposed(&mut report, &case.model, reference.proposed_points, &out);
+            let mut counts = |what: &str, expected: u64, actual: u64| {
+                if expected != actual {
+                    report.push(format!(
+                        "summary {what}: expected {expected}, actual {actual}"
+                    ));
+                }
+            };
+            counts("rejects", reference.rejects.len() as u64, summary.rejects);
+            counts(
+                "duplicates_dropped",
+                reference.duplicates_dropped,
+                summary.duplicates_dropped,
+            );
+            if summary.points != reference.proposed_points {
+                report.push(format!(
+                    "summary points: expected {:?}, actual {:?}",
+                    reference.proposed_points, summary.points
+                ));
+            }
+            report
+        }
+        Err(e) => Report {
+            diffs: vec![format!("weights failed: {e}")],
+            ..Report::default()
+        },
+    };
+    report.context = format!(
+        "(reference: {} converted leads, points {:?}, {} trend rows, {} rejects)",
+        reference.converted,
+        reference.proposed_points,
+        reference.trend.len(),
+        reference.rejects.len(),
+    );
+    (report, reference)
+}
+
+/// One `review` run to check.
+struct ReviewCase {
+    name: String,
+    events: PathBuf,
+    leads: Option<PathBuf>,
+    outcomes: PathBuf,
+    models: Vec<PathBuf>,
+    from: Option<NaiveDate>,
+    to: Option<NaiveDate>,
+    window_days: u32,
+    today: NaiveDate,
+}
+
+fn run_review(case: &ReviewCase, out: &Path) -> leadscore::Result<ReviewSummary> {
+    block_on(review(&ReviewOptions {
+        events: case.events.clone(),
+        leads: case.leads.clone(),
+        outcomes: case.outcomes.clone(),
+        models: case.models.clone(),
+        from: case.from,
+        to: case.to,
+        window_days: case.window_days,
+        today: case.today,
+        out: out.to_path_buf(),
+        queries: None,
+        engine: engine(),
+    }))
+}
+
+/// The reference's answer for a `review` case, and its `to`.
+fn review_reference_for(case: &ReviewCase) -> (Vec<ReviewRef>, NaiveDate) {
+    let models: Vec<Model> = case
+        .models
+        .iter()
+        .map(|m| Model::load(m).expect("model loads"))
+        .collect();
+    let (events, kind) = read_events(&case.events);
+    let leads = case.leads.as_ref().map(|p| read_leads(p, kind));
+    let outcomes = read_outcomes(&case.outcomes, kind);
+    let rows = reference_review(
+        &events,
+        leads.as_deref(),
+        &outcomes,
+        &models,
+        case.from,
+        case.to,
+        case.window_days,
+        case.today,
+    );
+    (rows, outcomes::review_to(&events, &models[0], case.to))
+}
+
+/// Runs one `review` case through the command and the reference and compares everything.
+fn check_review(case: &ReviewCase, scratch: &Path) -> (Report, Vec<ReviewRef>) {
+    let (reference, to) = review_reference_for(case);
+    let out = scratch.join(format!("review-{}", case.name));
+    let mut report = match run_review(case, &out) {
+        Ok(summary) => {
+            let mut report = compare_review(&reference, &out);
+            if summary.to != Some(to) || summary.from != case.from {
+                report.push(format!(
+                    "summary window: expected [{:?}, {to}), actual [{:?}, {:?})",
+                    case.from, summary.from, summary.to
+                ));
+            }
+            report
+        }
+        Err(e) => Report {
+            diffs: vec![format!("review failed: {e}")],
+            ..Report::default()
+        },
+    };
+    report.context = format!(
+        "(reference: to {to}, mqls {:?})",
+        reference.iter().map(|r| r.mqls).collect::<Vec<_>>()
+    );
+    (report, reference)
+}
+
+/// Fails with the differences of every failing case.
+fn fail_on(reports: Vec<(String, Report)>) {
+    let mut failures = String::new();
+    for (name, report) in reports {
+        if report.diffs.is_empty() {
+            eprintln!("case {name} agrees {}", report.context);
+        } else {
+            failures.push_str(&report.summary(&format!("case {name} {}", report.context)));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "command and reference differ:\n{failures}"
+    );
+}
+
+fn check_all_weights(cases: &[WeightsCase], scratch: &Path) -> Vec<WeightsRef> {
+    let (reports, refs): (Vec<_>, Vec<_>) = cases
+        .iter()
+        .map(|c| {
+            let (report, reference) = check_weights(c, scratch);
+            ((format!("weights-{}", c.name), report), reference)
+        })
+        .unzip();
+    fail_on(reports);
+    refs
+}
+
+fn check_all_reviews(cases: &[ReviewCase], scratch: &Path) -> Vec<Vec<ReviewRef>> {
+    let (reports, refs): (Vec<_>, Vec<_>) = cases
+        .iter()
+        .map(|c| {
+            let (report, reference) = check_review(c, scratch);
+            ((format!("review-{}", c.name), report), reference)
+        })
+        .unzip();
+    fail_on(reports);
+    refs
+}
+
+/// Month starts and window bounds that the generated opportunities land on (or just before).
+fn outcome_edges() -> Vec<NaiveDate> {
+    vec![
+        day(2025, 1, 1),
+        day(2025, 2, 1),
+        day(2025, 3, 1),
+        day(2025, 4, 1),
+        day(2025, 5, 1),
+        day(2025, 6, 1),
+    ]
+}
+
+/// Integer ids, one events file, Parquet outcomes (µs, UTC); no window, and a lower bound only.
+#[test]
+fn weights_generated_int_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let [exp, lin, _, floor, _] = models(dir.path());
+    let data = dataset(11, true, false);
+    let events = dir.path().join("events.parquet");
+    datagen::write_events_file(&events, &data.events, &EventsLayout::default());
+    let outcomes = datagen::generate_outcomes(&data, 111, &outcome_edges());
+    let path = dir.path().join("outcomes.parquet");
+    datagen::write_outcomes_parquet(&path, &outcomes, TimeUnit::Microsecond, Some("UTC"));
+    let refs = check_all_weights(
+        &[
+            WeightsCase::new("exp-all", &events, &path, &exp),
+            WeightsCase::new("lin-all", &events, &path, &lin),
+            WeightsCase::new("floor-from", &events, &path, &floor)
+                .window(Some(day(2025, 3, 1)), None),
+        ],
+        dir.path(),
+    );
+    // The data must exercise what it is meant to: several months, converted leads on every
+    // stage, and rules that lift above and below the base rate.
+    assert!(refs[0].converted > 20, "{}", refs[0].converted);
+    let months: std::collections::BTreeSet<_> = refs[0].trend.iter().map(|t| t.month).collect();
+    assert!(months.len() >= 5, "{months:?}");
+    assert!(refs[0].lift.iter().any(|l| l.lift.is_some_and(|x| x > 1.0)));
+    assert!(refs[0].lift.iter().any(|l| l.lift.is_some_and(|x| x < 1.0)));
+}
+
+/// Text ids, a hive tree of events, CSV outcomes under a `[from, to)` window and under an upper
+/// bound only; Parquet outcomes with text ids in ns without zone.
+#[test]
+fn weights_text_ids_csv_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let [exp, lin, _, floor, _] = models(dir.path());
+    let data = dataset(12, false, true);
+    let events = dir.path().join("events");
+    let mut rng = Rng::new(98);
+    datagen::write_events_hive(
+        &events,
+        &data.events,
+        &EventsLayout::default(),
+        &EventsLayout {
+            unit: TimeUnit::Nanosecond,
+            tz: None,
+            ..Default::default()
+        },
+        &mut rng,
+    );
+    let outcomes = datagen::generate_outcomes(&data, 112, &outcome_edges());
+    let csv = dir.path().join("outcomes.csv");
+    datagen::write_outcomes_csv(&csv, &outcomes);
+    let parquet = dir.path().join("outcomes.parquet");
+    datagen::write_outcomes_parquet(&parquet, &outcomes, TimeUnit::Nanosecond, None);
+    let window = (Some(day(2025, 2, 1)), Some(day(2025, 5, 1)));
+    check_all_weights(
+        &[
+            WeightsCase::new("exp-window", &events, &csv, &exp).window(window.0, window.1),
+            WeightsCase::new("lin-to", &events, &csv, &lin).window(None, Some(day(2025, 4, 1))),
+            WeightsCase::new("floor-window", &events, &parquet, &floor).window(window.0, window.1),
+        ],
+        dir.path(),
+    );
+}
+
+/// Windows in which nothing converts: one with no opportunity at all (no proposed model, null
+/// averages, no trend, null lifts), one whose opportunities all come before any staged action.
+#[test]
+fn weights_empty_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let [exp, ..] = models(dir.path());
+    let data = dataset(14, true, true);
+    let events = dir.path().join("events.parquet");
+    datagen::write_events_file(&events, &data.events, &EventsLayout::default());
+    let outcomes = datagen::generate_outcomes(&data, 114, &outcome_edges());
+    let path = dir.path().join("outcomes.parquet");
+    datagen::write_outcomes_parquet(&path, &outcomes, TimeUnit::Microsecond, Some("UTC"));
+    let before = (Some(day(2024, 11, 1)), Some(day(2025, 1, 1)));
+    let refs = check_all_weights(
+        &[
+            WeightsCase::new("exp-future", &events, &path, &exp)
+                .window(Some(day(2030, 1, 1)), Some(day(2030, 2, 1))),
+            WeightsCase::new("exp-before-events", &events, &path, &exp).window(before.0, before.1),
+        ],
+        dir.path(),
+    );
+    assert!(refs.iter().all(|r| r.converted == 0));
+    let early = outcomes
+        .iter()
+        .filter_map(|o| o.opportunity_at)
+        .filter(|t| *t < datagen::base_micros() && *t >= outcomes::midnight(day(2024, 11, 1)))
+        .count();
+    assert!(early > 0, "no opportunity before the events");
+}
+
+/// Three models side by side (two with `created`, one without), Parquet leads, CSV outcomes
+/// with integer ids: a fixed window, the default window, and a lower bound only with a
+/// zero-day conversion window.
+#[test]
+fn review_generated_models() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dataset(13, true, true);
+    let events = dir.path().join("events.parquet");
+    datagen::write_events_file(&events, &data.events, &EventsLayout::default());
+    let leads = dir.path().join("leads.parquet");
+    datagen::write_leads_parquet(&leads, &data);
+    // The windows' bounds, the default `to` among them.
+    let edges = [
+        day(2025, 2, 1),
+        day(2025, 4, 1),
+        day(2025, 6, 1),
+        day(2025, 6, 30),
+    ];
+    let outcomes = datagen::generate_outcomes(&data, 113, &edges);
+    let on_edges = outcomes
+        .iter()
+        .filter(|o| {
+            edges
+                .iter()
+                .any(|d| o.opportunity_at == Some(outcomes::midnight(*d)))
+        })
+        .count();
+    assert!(on_edges >= 4, "{on_edges} opportunities on the bounds");
+    let csv = dir.path().join("outcomes.csv");
+    datagen::write_outcomes_csv(&csv, &outcomes);
+    let exp = write_model(
+        dir.path(),
+        "exp-dated",
+        &format!("created = 2025-01-10\nnotes = \"demo 20 -> 25, \\\"hot\\\" leads\"\n{MODEL_EXP}"),
+    );
+    let lin = write_model(
+        dir.path(),
+        "lin-dated",
+        &format!("created = 2024-06-01\n{MODEL_LIN}"),
+    );
+    let flat = write_model(dir.path(), "flat", MODEL_FLAT);
+    let models = vec![exp, lin, flat];
+    let case = |name: &str, from, to, window_days| ReviewCase {
+        name: name.to_string(),
+        events: events.clone(),
+        leads: Some(leads.clone()),
+        outcomes: csv.clone(),
+        models: models.clone(),
+        from,
+        to,
+        window_days,
+        today: day(2025, 7, 15),
+    };
+    let refs = check_all_reviews(
+        &[
+            case("window", Some(day(2025, 2, 1)), Some(day(2025, 6, 1)), 90),
+            case("default", None, None, 30),
+            case("from-zero-days", Some(day(2025, 4, 1)), None, 0),
+        ],
+        dir.path(),
+    );
+    let r = &refs[0];
+    assert!(r.iter().all(|m| m.mqls > 0), "{r:?}");
+    assert!(r.iter().all(|m| m.median_days_to_opportunity.is_some()));
+    assert!(r.iter().all(|m| m.opportunity_coverage.is_some()));
+}
+
+/// The shipped fixtures, when they exist: weights over all history and over a window, review of
+/// the shipped model over its default window and over a window.
+#[test]
+fn outcomes_shipped_fixtures() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+    let (events, leads, model, path) = (
+        root.join("events"),
+        root.join("leads.csv"),
+        root.join("model.toml"),
+        root.join("outcomes.parquet"),
+    );
+    if !(events.exists() && model.exists() && path.exists()) {
+        eprintln!("no fixtures with outcomes in {}: skipped", root.display());
+        return;
+    }
+    let leads = leads.exists().then_some(leads);
+    let dir = tempfile::tempdir().unwrap();
+    let (_, kind) = read_events(&events);
+    let outcomes = read_outcomes(&path, kind);
+    let mut times: Vec<i64> = outcomes.iter().filter_map(|o| o.opportunity_at).collect();
+    times.sort();
+    let at = |q: usize| {
+        chrono::DateTime::from_timestamp_micros(times[times.len() * q / 4])
+            .unwrap()
+            .date_naive()
+    };
+    let (from, to) = (at(1), at(3));
+    let refs = check_all_weights(
+        &[
+            WeightsCase::new("fixtures-all", &events, &path, &model),
+            WeightsCase::new("fixtures-window", &events, &path, &model)
+                .window(Some(from), Some(to)),
+        ],
+        dir.path(),
+    );
+    assert!(refs[0].converted > 0);
+    let case = |name: &str, from, to| ReviewCase {
+        name: name.to_string(),
+        events: events.clone(),
+        leads: leads.clone(),
+        outcomes: path.clone(),
+        models: vec![model.clone()],
+        from,
+        to,
+        window_days: 90,
+        today: day(2026, 12, 1),
+    };
+    check_all_reviews(
+        &[
+            case("fixtures-default", None, None),
+            case("fixtures-window", Some(from), Some(to)),
+        ],
+        dir.path(),
+    );
+}
+
+/// The weights and review references on a hand-worked example.
+#[test]
+fn reference_outcomes_hand_worked() {
+    use data::{Event, Id, Outcome};
+    let model = Model::parse(
+        r#"
+name = "hand"
+version = 4
+created = 2025-01-01
+notes = "n"
+threshold = 5
+stages = ["a", "b"]
+
+[[action]]
+action = "view"
+points = 2
+stage = "a"
+
+[[action]]
+action = "click"
+points = 3
+stage = "b"
+
+[[action]]
+action = "plain"
+points = 1
+
+[[action]]
+action = "neg"
+points = -1
+stage = "a"
+"#,
+        Path::new("hand.toml"),
+    )
+    .unwrap();
+    let t = |d: i64| datagen::base_micros() + d * data::MICROS_PER_DAY;
+    let ev = |lead: i64, d: i64, action: &str| Event {
+        lead_id: Some(Id::Int(lead)),
+        ts: Some(t(d)),
+        action: Some(action.into()),
+        asset: None,
+        product: None,
+        value: None,
+        event_id: None,
+    };
+    let events = vec![
+        ev(1, 1, "view"),
+        ev(1, 2, "view"),
+        ev(1, 3, "click"),
+        ev(1, 5, "view"),
+        ev(2, 1, "view"),
+        ev(2, 2, "click"),
+        ev(3, 1, "plain"),
+        ev(3, 2, "click"),
+        ev(4, 1, "view"),
+    ];
+    let o = |lead: Option<i64>, d: Option<i64>| Outcome {
+        lead_id: lead.map(Id::Int),
+        opportunity_at: d.map(t),
+    };
+    let outcomes = vec![
+        o(Some(1), Some(8)),
+        o(Some(1), Some(4)),
+        o(Some(2), Some(1)),
+        o(Some(3), None),
+        o(Some(3), Some(3)),
+        o(Some(3), Some(10)),
+        o(Some(5), Some(6)),
+        o(None, Some(2)),
+        o(Some(4), None),
+    ];
+    // Lead 1 converts at day 4 after two views and a click; lead 3 at day 3 after a click (its
+    // earliest row counts); lead 2's opportunity is at the instant of its first view, so nothing
+    // staged came before it. Averages 1 and 1: 5 / 2 = 2.5, rounded away from zero to 3.
+    let w = reference_weights(&events, &outcomes, &model, None, None);
+    assert_eq!(w.converted, 2);
+    let avgs: Vec<_> = w.stage_tallies.iter().map(|s| s.avg_tally).collect();
+    assert_eq!(avgs, vec![Some(1.0), Some(1.0)]);
+    assert_eq!(w.stage_tallies[0].points_per_action, Some(2.5));
+    assert_eq!(w.proposed_points, Some(3));
+    assert_eq!(w.trend.len(), 2);
+    assert_eq!(w.trend[0].month, day(2025, 1, 1));
+    assert_eq!(w.trend[0].converted_leads, 2);
+    // Base rate 2 of 4 leads with events. Views: leads 1, 2 and 4 (lead 1's view after its
+    // opportunity does not count, but its earlier ones do).
+    let lift: Vec<_> = w
+        .lift
+        .iter()
+        .map(|l| (l.leads, l.converted, l.conversion_rate, l.lift))
+        .collect();
+    assert_eq!(
+        lift,
+        vec![
+            (3, 1, Some(1.0 / 3.0), Some(2.0 / 3.0)),
+            (3, 2, Some(2.0 / 3.0), Some(4.0 / 3.0)),
+            (1, 1, Some(1.0), Some(2.0)),
+            (0, 0, None, None),
+        ]
+    );
+    // The window ends at lead 1's opportunity (day 4 = 2025-01-05, midnight): only lead 3.
+    let w = reference_weights(&events, &outcomes, &model, None, Some(day(2025, 1, 5)));
+    assert_eq!(w.converted, 1);
+    assert_eq!(w.proposed_points, Some(5));
+    let w = reference_weights(&events, &outcomes, &model, Some(day(2025, 2, 1)), None);
+    assert_eq!(w.converted, 0);
+    assert_eq!(w.proposed_points, None);
+    assert_eq!(w.stage_tallies[1].avg_tally, None);
+    assert!(w.lift.iter().all(|l| l.lift.is_none()));
+
+    // Review: lead 1 crosses 5 at day 3 (2 + 2 + 3), lead 2 at day 2 (2 + 3), lead 3 never.
+    // Default `to`: the day after day 5 = 2025-01-07, whose midnight is lead 5's opportunity.
+    let today = day(2025, 3, 15);
+    let models = [model];
+    let r = reference_review(&events, None, &outcomes, &models, None, None, 90, today);
+    assert_eq!(r[0].mqls, 2);
+    assert_eq!(r[0].mql_to_opportunity, Some(0.5));
+    assert_eq!(r[0].opportunity_coverage, Some(1.0 / 3.0));
+    assert_eq!(r[0].median_days_to_opportunity, Some(1.0));
+    assert_eq!(r[0].next_review, Some(day(2025, 5, 31)));
+    let r = reference_review(&events, None, &outcomes, &models, None, None, 0, today);
+    assert_eq!(r[0].mql_to_opportunity, Some(0.0));
+    assert_eq!(r[0].median_days_to_opportunity, None);
+    let from = Some(day(2025, 1, 4));
+    let r = reference_review(&events, None, &outcomes, &models, from, None, 90, today);
+    assert_eq!(r[0].mqls, 1);
+    assert_eq!(r[0].mql_to_opportunity, Some(1.0));
+    assert_eq!(r[0].opportunity_coverage, Some(0.5));
+    let r = reference_review(
+        &events,
+        None,
+        &outcomes,
+        &models,
+        Some(day(2025, 6, 1)),
+        Some(day(2025, 7, 1)),
+        90,
+        today,
+    );
+    assert_eq!(r[0].mqls, 0);
+    assert_eq!(r[0].mql_to_opportunity, None);
+    assert_eq!(r[0].opportunity_coverage, None);
+    let created = day(2026, 9, 1);
+    assert_eq!(outcomes::next_review(created, created), day(2026, 10, 31));
+    assert_eq!(
+        outcomes::next_review(created, day(2026, 10, 31)),
+        day(2026, 10, 31)
+    );
+    assert_eq!(
+        outcomes::next_review(created, day(2026, 11, 1)),
+        day(2027, 1, 29)
+    );
+    assert_eq!(outcomes::proposed_points(0.4), 1);
+    assert_eq!(outcomes::proposed_points(8.5), 9);
+    assert_eq!(outcomes::proposed_points(8.49), 8);
 }

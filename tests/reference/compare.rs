@@ -10,7 +10,8 @@ use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type, TimeUnit};
 
 use super::data::{Cell, Event, Id, IdKind, cell, read_parquet_file};
-use super::oracle::Reference;
+use super::oracle::{Reference, Reject};
+use super::outcomes::{ReviewRef, WeightsRef};
 
 /// One value of a published table.
 #[derive(Clone, Debug, PartialEq)]
@@ -47,7 +48,7 @@ fn day(d: i32) -> NaiveDate {
     NaiveDate::from_ymd_opt(1970, 1, 1).unwrap() + chrono::Duration::days(d as i64)
 }
 
-fn days_of(d: NaiveDate) -> i32 {
+pub fn days_of(d: NaiveDate) -> i32 {
     (d - NaiveDate::from_ymd_opt(1970, 1, 1).unwrap()).num_days() as i32
 }
 
@@ -60,7 +61,7 @@ impl From<&Id> for Val {
     }
 }
 
-fn opt<T>(v: Option<T>, f: impl FnOnce(T) -> Val) -> Val {
+pub fn opt<T>(v: Option<T>, f: impl FnOnce(T) -> Val) -> Val {
     v.map_or(Val::Null, f)
 }
 
@@ -141,7 +142,7 @@ pub fn read_table(out: &Path, name: &str) -> Table {
     Table { columns, rows }
 }
 
-type Row = HashMap<String, Val>;
+pub type Row = HashMap<String, Val>;
 
 /// Equal up to 1e-9 relative (absolute near zero) for floats; exact otherwise. A text and an
 /// integer are equal when they read the same (account ids from an inferred CSV column).
@@ -172,7 +173,7 @@ pub struct Report {
 }
 
 impl Report {
-    fn push(&mut self, s: String) {
+    pub fn push(&mut self, s: String) {
         self.diffs.push(s);
     }
 
@@ -189,7 +190,7 @@ impl Report {
 }
 
 /// Compares rows keyed by `keys`, on `columns`.
-fn compare_rows(
+pub fn compare_rows(
     report: &mut Report,
     table: &str,
     keys: &[&str],
@@ -243,7 +244,7 @@ fn is_text(t: &DataType) -> bool {
 }
 
 /// Checks column types that the SPEC fixes.
-fn check_types(
+pub fn check_types(
     report: &mut Report,
     table: &str,
     actual: &Table,
@@ -522,7 +523,12 @@ pub fn compare_outputs(reference: &Reference, out: &Path, ids: IdKind) -> Report
         &actual,
     );
 
-    // rejects: a multiset of rows
+    compare_rejects(&mut report, &reference.rejects, out);
+    report
+}
+
+/// Compares the published `rejects` table in `out` with the reference's, as a multiset of rows.
+pub fn compare_rejects(report: &mut Report, rejects: &[Reject], out: &Path) {
     let actual = read_table(out, "rejects");
     let spec_cols = [
         "lead_id", "ts", "action", "asset", "product", "value", "event_id", "reason",
@@ -532,7 +538,7 @@ pub fn compare_outputs(reference: &Reference, out: &Path, ids: IdKind) -> Report
         .copied()
         .filter(|c| actual.columns.iter().any(|(n, _)| n == c))
         .collect();
-    if !actual.rows.is_empty() || !reference.rejects.is_empty() {
+    if !actual.rows.is_empty() || !rejects.is_empty() {
         for c in spec_cols {
             if !present.contains(&c) {
                 report.push(format!("rejects: column `{c}` is missing"));
@@ -547,7 +553,7 @@ pub fn compare_outputs(reference: &Reference, out: &Path, ids: IdKind) -> Report
             .join(", ")
     };
     let mut want: BTreeMap<String, i64> = BTreeMap::new();
-    for r in &reference.rejects {
+    for r in rejects {
         *want
             .entry(line(&event_row(&r.event, r.reason)))
             .or_default() += 1;
@@ -560,6 +566,227 @@ pub fn compare_outputs(reference: &Reference, out: &Path, ids: IdKind) -> Report
             report.push(format!("rejects: missing {n}x [{l}]"));
         } else if n < 0 {
             report.push(format!("rejects: unexpected {}x [{l}]", -n));
+        }
+    }
+}
+
+fn rows_of<T>(items: &[T], row: impl Fn(&T) -> Vec<(&'static str, Val)>) -> Vec<Row> {
+    items
+        .iter()
+        .map(|x| {
+            row(x)
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect()
+        })
+        .collect()
+}
+
+fn names(cols: &[&str]) -> Vec<String> {
+    cols.iter().map(|s| s.to_string()).collect()
+}
+
+/// Compares the four tables `weights` published in `out` with the reference.
+pub fn compare_weights(reference: &WeightsRef, out: &Path) -> Report {
+    let mut report = Report::default();
+
+    let actual = read_table(out, "stage_tallies");
+    check_types(
+        &mut report,
+        "stage_tallies",
+        &actual,
+        &[
+            ("stage", "text"),
+            ("converted_leads", "int"),
+            ("avg_tally", "float"),
+            ("points_per_action", "float"),
+        ],
+        IdKind::Text,
+    );
+    let expected = rows_of(&reference.stage_tallies, |s| {
+        vec![
+            ("stage", Val::S(s.stage.clone())),
+            ("converted_leads", Val::I(s.converted_leads)),
+            ("avg_tally", opt(s.avg_tally, Val::F)),
+            ("points_per_action", opt(s.points_per_action, Val::F)),
+        ]
+    });
+    let order: Vec<Val> = actual
+        .rows
+        .iter()
+        .map(|r| r.get("stage").cloned().unwrap_or(Val::Null))
+        .collect();
+    let want: Vec<Val> = reference
+        .stage_tallies
+        .iter()
+        .map(|s| Val::S(s.stage.clone()))
+        .collect();
+    if order != want {
+        report.push(format!(
+            "stage_tallies: stages in the order {order:?}, expected {want:?}"
+        ));
+    }
+    compare_rows(
+        &mut report,
+        "stage_tallies",
+        &["stage"],
+        &names(&["converted_leads", "avg_tally", "points_per_action"]),
+        expected,
+        &actual,
+    );
+
+    let actual = read_table(out, "stage_tally_trend");
+    check_types(
+        &mut report,
+        "stage_tally_trend",
+        &actual,
+        &[
+            ("month", "date"),
+            ("stage", "text"),
+            ("converted_leads", "int"),
+            ("avg_tally", "float"),
+        ],
+        IdKind::Text,
+    );
+    let expected = rows_of(&reference.trend, |t| {
+        vec![
+            ("month", Val::D(days_of(t.month))),
+            ("stage", Val::S(t.stage.clone())),
+            ("converted_leads", Val::I(t.converted_leads)),
+            ("avg_tally", Val::F(t.avg_tally)),
+        ]
+    });
+    compare_rows(
+        &mut report,
+        "stage_tally_trend",
+        &["month", "stage"],
+        &names(&["converted_leads", "avg_tally"]),
+        expected,
+        &actual,
+    );
+
+    let actual = read_table(out, "action_lift");
+    check_types(
+        &mut report,
+        "action_lift",
+        &actual,
+        &[
+            ("action", "text"),
+            ("assets", "text"),
+            ("leads", "int"),
+            ("converted", "int"),
+            ("conversion_rate", "float"),
+            ("lift", "float"),
+        ],
+        IdKind::Text,
+    );
+    if let Some((_, t)) = actual.columns.iter().find(|(n, _)| n == "rule")
+        && !matches!(t, DataType::Int32 | DataType::Int64)
+    {
+        report.push(format!("action_lift: column `rule` has type {t}"));
+    }
+    let expected = rows_of(&reference.lift, |l| {
+        vec![
+            ("rule", Val::I(l.rule)),
+            ("action", Val::S(l.action.clone())),
+            ("assets", opt(l.assets.clone(), Val::S)),
+            ("leads", Val::I(l.leads)),
+            ("converted", Val::I(l.converted)),
+            ("conversion_rate", opt(l.conversion_rate, Val::F)),
+            ("lift", opt(l.lift, Val::F)),
+        ]
+    });
+    compare_rows(
+        &mut report,
+        "action_lift",
+        &["rule"],
+        &names(&[
+            "action",
+            "assets",
+            "leads",
+            "converted",
+            "conversion_rate",
+            "lift",
+        ]),
+        expected,
+        &actual,
+    );
+
+    compare_rejects(&mut report, &reference.rejects, out);
+    report
+}
+
+/// Compares the `model_review` table in `out` with the reference, row by row in model order.
+pub fn compare_review(reference: &[ReviewRef], out: &Path) -> Report {
+    let mut report = Report::default();
+    let actual = read_table(out, "model_review");
+    check_types(
+        &mut report,
+        "model_review",
+        &actual,
+        &[
+            ("name", "text"),
+            ("version", "int"),
+            ("created", "date"),
+            ("notes", "text"),
+            ("mqls", "int"),
+            ("mql_to_opportunity", "float"),
+            ("opportunity_coverage", "float"),
+            ("median_days_to_opportunity", "float"),
+            ("next_review", "date"),
+        ],
+        IdKind::Text,
+    );
+    let columns = [
+        "name",
+        "version",
+        "created",
+        "notes",
+        "mqls",
+        "mql_to_opportunity",
+        "opportunity_coverage",
+        "median_days_to_opportunity",
+        "next_review",
+    ];
+    let got: Vec<&str> = actual.columns.iter().map(|(n, _)| n.as_str()).collect();
+    if got != columns {
+        report.push(format!(
+            "model_review: columns {got:?}, expected {columns:?}"
+        ));
+    }
+    if actual.rows.len() != reference.len() {
+        report.push(format!(
+            "model_review: {} rows, expected {}",
+            actual.rows.len(),
+            reference.len()
+        ));
+    }
+    let expected = rows_of(reference, |r| {
+        vec![
+            ("name", Val::S(r.name.clone())),
+            ("version", Val::I(r.version)),
+            ("created", opt(r.created.map(days_of), Val::D)),
+            ("notes", Val::S(r.notes.clone())),
+            ("mqls", Val::I(r.mqls)),
+            ("mql_to_opportunity", opt(r.mql_to_opportunity, Val::F)),
+            ("opportunity_coverage", opt(r.opportunity_coverage, Val::F)),
+            (
+                "median_days_to_opportunity",
+                opt(r.median_days_to_opportunity, Val::F),
+            ),
+            ("next_review", opt(r.next_review.map(days_of), Val::D)),
+        ]
+    });
+    for (i, (e, a)) in expected.iter().zip(&actual.rows).enumerate() {
+        for c in columns {
+            let ev = &e[c];
+            let av = a.get(c).unwrap_or(&Val::Null);
+            if !same(ev, av) {
+                report.push(format!(
+                    "model_review row {i} ({}) {c}: expected {ev}, actual {av}",
+                    e["name"]
+                ));
+            }
         }
     }
     report

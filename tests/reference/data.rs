@@ -373,6 +373,73 @@ pub fn read_leads(path: &Path, kind: IdKind) -> Vec<Lead> {
     leads
 }
 
+/// One outcomes row (SPEC §2.3): `opportunity_at` in µs since the epoch, UTC.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Outcome {
+    pub lead_id: Option<Id>,
+    pub opportunity_at: Option<i64>,
+}
+
+/// Reads an outcomes table (CSV by extension, else Parquet); `kind` is the events' lead_id kind.
+/// In CSV every cell is text: a blank `opportunity_at` is null, anything else a time.
+pub fn read_outcomes(path: &Path, kind: IdKind) -> Vec<Outcome> {
+    let is_csv = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+    let mut out = Vec::new();
+    if is_csv {
+        let text = std::fs::read_to_string(path).expect("read outcomes csv");
+        let mut rows = parse_csv(&text).into_iter();
+        let header: Vec<String> = rows
+            .next()
+            .expect("csv header")
+            .into_iter()
+            .map(|h| h.unwrap_or_default())
+            .collect();
+        let at = |name: &str| header.iter().position(|h| h == name).expect(name);
+        let (id_at, opp_at) = (at("lead_id"), at("opportunity_at"));
+        for row in rows {
+            let cell = |i: usize| row.get(i).cloned().flatten();
+            let opportunity_at = cell(opp_at)
+                .filter(|t| !t.trim().is_empty())
+                .map(|t| parse_time(&t).unwrap_or_else(|| panic!("not a time: {t:?}")));
+            out.push(Outcome {
+                lead_id: cell(id_at).map(|v| lead_id_of(&v, kind)),
+                opportunity_at,
+            });
+        }
+        return out;
+    }
+    for batch in read_parquet_file(path) {
+        let schema = batch.schema();
+        let col = |name: &str| batch.column(schema.index_of(name).expect(name)).clone();
+        let (ids_col, opp_col) = (col("lead_id"), col("opportunity_at"));
+        let lead_ids: Vec<Option<Id>> = ids(&ids_col)
+            .into_iter()
+            .map(|id| match (id, kind) {
+                (Some(Id::Int(v)), IdKind::Text) => Some(Id::Text(v.to_string())),
+                (Some(Id::Text(s)), IdKind::Int) => Some(lead_id_of(&s, kind)),
+                (id, _) => id,
+            })
+            .collect();
+        for (i, lead_id) in lead_ids.into_iter().enumerate() {
+            let opportunity_at = match cell(&opp_col, i) {
+                Cell::Null => None,
+                Cell::Ts(t) => Some(t),
+                Cell::Date(d) => Some(d as i64 * MICROS_PER_DAY),
+                Cell::Text(s) if s.trim().is_empty() => None,
+                Cell::Text(s) => Some(parse_time(&s).expect("a time")),
+                c => panic!("opportunity_at {c:?}"),
+            };
+            out.push(Outcome {
+                lead_id,
+                opportunity_at,
+            });
+        }
+    }
+    out
+}
+
 /// A small CSV parser: comma-separated fields, optional double quotes (`""` inside quotes is a
 /// quote), `\n` or `\r\n` line ends. An empty field is null.
 pub fn parse_csv(text: &str) -> Vec<Vec<Option<String>>> {

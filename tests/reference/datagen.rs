@@ -17,7 +17,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 use parquet::arrow::ArrowWriter;
 use parquet::file::properties::WriterProperties;
 
-use super::data::{Cell, Event, Id, Lead, MICROS_PER_DAY};
+use super::data::{Cell, Event, Id, Lead, MICROS_PER_DAY, Outcome};
 
 /// splitmix64: small, seeded, good enough for test data.
 pub struct Rng(u64);
@@ -852,5 +852,159 @@ pub fn write_leads_csv(path: &Path, data: &Dataset) {
         out.push(',');
     }
     out.push('\n');
+    std::fs::write(path, out).unwrap();
+}
+
+fn midnight(d: NaiveDate) -> i64 {
+    d.and_hms_opt(0, 0, 0).unwrap().and_utc().timestamp_micros()
+}
+
+/// Outcomes for a generated dataset: about a third of the leads with events get an opportunity
+/// somewhere among or after their events, some exactly at one of their events' instants (which
+/// must not count as "before"), some exactly 90 days after one, some before their first event (so
+/// they convert before any staged action), some right on the midnights of `edge_days` (window
+/// bounds) or a microsecond before; half the leads that asked for a demo convert soon after it;
+/// some leads have a later second row, null rows beside a real one, or only null rows; leads
+/// without events (from the leads table and unknown ids) convert too, and a few rows have no
+/// lead_id.
+pub fn generate_outcomes(data: &Dataset, seed: u64, edge_days: &[NaiveDate]) -> Vec<Outcome> {
+    let mut rng = Rng::new(seed);
+    let int_ids = data
+        .events
+        .iter()
+        .find_map(|e| e.lead_id.as_ref())
+        .is_some_and(|i| matches!(i, Id::Int(_)));
+    let mut by_lead: BTreeMap<Id, Vec<i64>> = BTreeMap::new();
+    let mut demos: BTreeMap<Id, i64> = BTreeMap::new();
+    for e in &data.events {
+        if let (Some(id), Some(ts)) = (&e.lead_id, e.ts) {
+            by_lead.entry(id.clone()).or_default().push(ts);
+            if e.action.as_deref() == Some("demo_request") {
+                let d = demos.entry(id.clone()).or_insert(ts);
+                *d = (*d).min(ts);
+            }
+        }
+    }
+    let base = base_micros();
+    let mut out = Vec::new();
+    let push = |out: &mut Vec<Outcome>, id: Option<Id>, t: Option<i64>| {
+        out.push(Outcome {
+            lead_id: id,
+            opportunity_at: t,
+        })
+    };
+    for (id, ts) in &mut by_lead {
+        ts.sort();
+        let (first, any) = (ts[0], ts[rng.below(ts.len() as u64) as usize]);
+        let r = rng.unit();
+        let opp = if let Some(demo) = demos.get(id).filter(|_| rng.chance(0.5)) {
+            // Demos lead to opportunities more often than other actions, so that lifts differ.
+            demo + 1 + rng.below(10 * MICROS_PER_DAY as u64) as i64
+        } else if r < 0.28 {
+            any + rng.below(20 * MICROS_PER_DAY as u64) as i64
+        } else if r < 0.31 {
+            // A whole second, as CSV writers usually give.
+            (any + rng.below(20 * MICROS_PER_DAY as u64) as i64).div_euclid(1_000_000) * 1_000_000
+        } else if r < 0.36 {
+            any
+        } else if r < 0.39 {
+            any + 90 * MICROS_PER_DAY + *rng.pick(&[0, 1])
+        } else if r < 0.45 {
+            first - *rng.pick(&[1, MICROS_PER_DAY, 20 * MICROS_PER_DAY])
+        } else if r < 0.50 && !edge_days.is_empty() {
+            midnight(*rng.pick(edge_days)) - *rng.pick(&[0, 0, 1])
+        } else if r < 0.54 {
+            push(&mut out, Some(id.clone()), None);
+            continue;
+        } else {
+            continue;
+        };
+        push(&mut out, Some(id.clone()), Some(opp));
+        if rng.chance(0.3) {
+            let later = opp + 1 + rng.below(60 * MICROS_PER_DAY as u64) as i64;
+            push(&mut out, Some(id.clone()), Some(later));
+        }
+        if rng.chance(0.15) {
+            push(&mut out, Some(id.clone()), None);
+        }
+    }
+    let span = (data.events.iter().filter_map(|e| e.ts).max().unwrap() - base).max(1);
+    for l in &data.leads {
+        if !by_lead.contains_key(&l.lead_id) && rng.chance(0.3) {
+            let t = base + rng.below(span as u64) as i64;
+            push(&mut out, Some(l.lead_id.clone()), Some(t));
+        }
+    }
+    for n in 0..5 {
+        let t = base + rng.below(span as u64) as i64;
+        push(&mut out, Some(lead_id(9000 + n, int_ids)), Some(t));
+    }
+    for _ in 0..3 {
+        let t = base + rng.below(span as u64) as i64;
+        push(&mut out, None, Some(t));
+    }
+    rng.shuffle(&mut out);
+    out
+}
+
+/// Outcomes as one Parquet file, `lead_id` of the ids' kind and `opportunity_at` in `unit`.
+pub fn write_outcomes_parquet(
+    path: &Path,
+    outcomes: &[Outcome],
+    unit: TimeUnit,
+    tz: Option<&'static str>,
+) {
+    let int_ids = outcomes
+        .iter()
+        .find_map(|o| o.lead_id.as_ref())
+        .is_some_and(|i| matches!(i, Id::Int(_)));
+    let ids = id_array(
+        outcomes.iter().map(|o| o.lead_id.as_ref()).collect(),
+        int_ids,
+    );
+    let times: Vec<Option<i64>> = outcomes.iter().map(|o| o.opportunity_at).collect();
+    // Times that the unit cannot hold exactly are truncated by the writer, so the caller keeps
+    // them representable; extra columns come first to make sure columns are found by name.
+    let source = texts(outcomes.iter().map(|_| Some("crm".to_string())).collect());
+    let columns: Vec<ArrayRef> = vec![source, ts_array(times, unit, tz), ids];
+    let fields: Vec<Field> = ["source", "opportunity_at", "lead_id"]
+        .iter()
+        .zip(&columns)
+        .map(|(n, a)| Field::new(*n, a.data_type().clone(), true))
+        .collect();
+    let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap();
+    write_parquet(path, &batch, 128);
+}
+
+/// Outcomes as CSV: times as `…T…Z` (fractional seconds when there are any), a midnight now and
+/// then as a bare date, sometimes with surrounding spaces; integer ids now and then with leading
+/// zeros; a blank cell for null.
+pub fn write_outcomes_csv(path: &Path, outcomes: &[Outcome]) {
+    let mut out = String::from("lead_id,opportunity_at,source\n");
+    for (n, o) in outcomes.iter().enumerate() {
+        match &o.lead_id {
+            None => {}
+            Some(Id::Int(v)) if v % 4 == 0 => out.push_str(&format!("{v:05}")),
+            Some(Id::Int(v)) => out.push_str(&v.to_string()),
+            Some(Id::Text(s)) => out.push_str(&csv_field(&Cell::Text(s.clone()))),
+        }
+        out.push(',');
+        if let Some(t) = o.opportunity_at {
+            let dt = chrono::DateTime::from_timestamp_micros(t).unwrap();
+            let text = if t.rem_euclid(MICROS_PER_DAY) == 0 && n % 2 == 0 {
+                dt.format("%Y-%m-%d").to_string()
+            } else if t.rem_euclid(1_000_000) == 0 {
+                dt.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+            } else {
+                dt.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+            };
+            if n % 7 == 3 {
+                out.push_str(&format!("\" {text} \""));
+            } else {
+                out.push_str(&text);
+            }
+        }
+        out.push_str(",crm\n");
+    }
     std::fs::write(path, out).unwrap();
 }

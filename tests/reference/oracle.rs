@@ -284,14 +284,17 @@ fn by_ts_points(a: &Scored, b: &Scored) -> Ordering {
     a.ts.cmp(&b.ts).then(a.points.total_cmp(&b.points))
 }
 
-/// Computes every `score` table from the rows.
-pub fn reference_score(
-    events: &[Event],
-    leads: Option<&[Lead]>,
-    model: &Model,
-    as_of: Option<NaiveDate>,
-) -> Reference {
-    // §2.4: one copy per event_id, the first in copy order.
+/// The kept rows of SPEC §2.4, judged: the good ones, the rejected ones and how many copies of
+/// duplicated events were dropped.
+pub struct Judged<'a> {
+    pub good: Vec<&'a Event>,
+    pub rejects: Vec<Reject>,
+    pub duplicates_dropped: u64,
+}
+
+/// §2.4: one copy per event_id (the first in copy order), then each kept row judged, whatever
+/// the cutoff.
+pub fn judge<'a>(events: &'a [Event], model: &Model) -> Judged<'a> {
     let mut best: HashMap<&Id, usize> = HashMap::new();
     let mut with_id = 0u64;
     for (i, e) in events.iter().enumerate() {
@@ -313,7 +316,6 @@ pub fn reference_score(
         .collect();
     let duplicates_dropped = with_id - best.len() as u64;
 
-    // Judging, whatever the cutoff.
     let mut rejects = Vec::new();
     let mut good: Vec<&Event> = Vec::new();
     for e in kept {
@@ -325,17 +327,39 @@ pub fn reference_score(
             None => good.push(e),
         }
     }
+    Judged {
+        good,
+        rejects,
+        duplicates_dropped,
+    }
+}
 
-    let as_of = as_of.unwrap_or_else(|| {
-        let latest = good
-            .iter()
-            .filter_map(|e| e.ts)
-            .max()
-            .expect("a good event");
-        chrono::DateTime::from_timestamp_micros(latest)
-            .unwrap()
-            .date_naive()
-    });
+/// The UTC day of the latest good event: the default as-of day.
+pub fn latest_good_day(good: &[&Event]) -> NaiveDate {
+    let latest = good
+        .iter()
+        .filter_map(|e| e.ts)
+        .max()
+        .expect("a good event");
+    chrono::DateTime::from_timestamp_micros(latest)
+        .unwrap()
+        .date_naive()
+}
+
+/// Computes every `score` table from the rows.
+pub fn reference_score(
+    events: &[Event],
+    leads: Option<&[Lead]>,
+    model: &Model,
+    as_of: Option<NaiveDate>,
+) -> Reference {
+    let Judged {
+        good,
+        rejects,
+        duplicates_dropped,
+    } = judge(events, model);
+
+    let as_of = as_of.unwrap_or_else(|| latest_good_day(&good));
     let cutoff = (as_of + chrono::Days::new(1))
         .and_hms_opt(0, 0, 0)
         .unwrap()
