@@ -112,6 +112,7 @@ pub async fn backfill(opts: &BackfillOptions) -> Result<BackfillSummary> {
         &opts.engine,
     )
     .await?;
+    crate::delta::check_targets(&opts.out, BACKFILL_TABLES, opts.engine.format)?;
     let staging = Staging::new(&opts.out)?;
     let mut pipeline = inputs.pipeline(
         &staging,
@@ -147,7 +148,7 @@ pub async fn backfill(opts: &BackfillOptions) -> Result<BackfillSummary> {
     if opts.strict {
         refuse_rejects(summary.rejects, &summary.reject_reasons)?;
     }
-    staging.publish(BACKFILL_TABLES)?;
+    crate::delta::publish(ctx, staging, BACKFILL_TABLES, &[], opts.engine.format).await?;
     summary.elapsed = started.elapsed();
     Ok(summary)
 }

@@ -8,10 +8,14 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::backfill::{BackfillOptions, BackfillSummary, Every, backfill};
 use crate::context::{EngineOptions, parse_size};
+use crate::delta::Format;
 use crate::error::{Error, Result};
 use crate::generate::{GenerateOptions, IdType, LeadsFormat, generate};
+use crate::query::{QueryOptions, QueryResult, query};
+use crate::report::{ReportOptions, report};
 use crate::review::{ReviewOptions, ReviewSummary, review};
 use crate::score::{ScoreOptions, ScoreSummary, score};
+use crate::serve::{ServeOptions, serve};
 use crate::weights::{WeightsOptions, WeightsSummary, weights};
 
 /// Exact, reproducible lead and account scoring over marketing activity logs.
@@ -38,6 +42,89 @@ pub enum Command {
     Review(ReviewArgs),
     /// Write deterministic, realistic synthetic events, leads and outcomes.
     Generate(GenerateArgs),
+    /// Run read-only SQL over the tables of a directory (Parquet or Delta, as the other commands
+    /// write them), with leadscore's functions; print the result or write it to a file.
+    Query(QueryArgs),
+    /// Write one self-contained HTML report (charts as inline SVG) from the tables of a
+    /// directory.
+    Report(ReportArgs),
+    /// Serve the tables of a directory over Arrow Flight SQL (read-only), for BI tools.
+    Serve(ServeArgs),
+}
+
+/// `leadscore serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// A directory of tables, as for `query`.
+    #[arg(long, value_name = "DIR")]
+    pub tables: PathBuf,
+    /// Address to listen on (loopback by default; 0.0.0.0:50051 to accept other machines).
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:50051")]
+    pub addr: std::net::SocketAddr,
+    /// The token clients must send (as a bearer token, or as the password of basic auth).
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "LEADSCORE_TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
+    /// Accept clients without any token (only on a trusted network).
+    #[arg(long)]
+    pub insecure: bool,
+    /// Parallelism per query (default: all cores).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+    /// Bound the engine's memory, e.g. 2GB.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size_arg)]
+    pub memory_limit: Option<usize>,
+    /// Print nothing but errors.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// `leadscore report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The directory the scoring commands wrote (lead_scores is required; account_scores,
+    /// lead_product_scores, stage_report, lead_score_history and model_review are used when
+    /// there).
+    #[arg(long, value_name = "DIR")]
+    pub tables: PathBuf,
+    /// The HTML file to write.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+    /// The model file the tables were scored with: marks its exact MQL threshold and orders the
+    /// stages (without it, the lowest MQL score and the tally columns' order are used).
+    #[arg(long, value_name = "FILE")]
+    pub model: Option<PathBuf>,
+    /// Print nothing but errors.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// `leadscore query`.
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    /// A directory of tables: each subdirectory (Parquet files, hive partitions allowed, or a
+    /// Delta table) is a table of that name.
+    #[arg(long, value_name = "DIR")]
+    pub tables: PathBuf,
+    /// One SELECT (or WITH ... SELECT, EXPLAIN, DESCRIBE, SHOW TABLES).
+    #[arg(value_name = "SQL")]
+    pub sql: String,
+    /// Write the result to FILE.parquet or FILE.csv instead of printing it.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Parallelism (default: all cores).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+    /// Bound the engine's memory, e.g. 2GB; sorts and aggregations spill to disk past it.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size_arg)]
+    pub memory_limit: Option<usize>,
+    /// Print nothing but the result (no row count).
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 /// `leadscore generate`.
@@ -133,6 +220,14 @@ pub struct EngineArgs {
     /// time; the query runs once more for it.
     #[arg(long, value_name = "NAME")]
     pub explain: Option<String>,
+    /// Format of the published tables: parquet (a directory of files per table) or delta (a
+    /// Delta Lake table per table; a rerun adds a version).
+    #[arg(long, value_name = "FORMAT", default_value = "parquet", value_parser = parse_format)]
+    pub format: Format,
+}
+
+fn parse_format(s: &str) -> std::result::Result<Format, String> {
+    s.parse().map_err(|e: Error| e.to_string())
 }
 
 fn parse_size_arg(s: &str) -> std::result::Result<usize, String> {
@@ -153,6 +248,7 @@ impl EngineArgs {
             timings: self.timings,
             explain: self.explain.clone(),
             progress: !self.quiet,
+            format: self.format,
             ..EngineOptions::default()
         }
     }
@@ -401,7 +497,8 @@ impl BackfillArgs {
     }
 }
 
-fn thousands(n: u64) -> String {
+/// `1234567` as `1,234,567`.
+pub(crate) fn thousands(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
@@ -679,6 +776,100 @@ pub async fn run(cli: Cli) -> Result<()> {
             let summary = review(&opts).await?;
             if !args.engine.quiet {
                 print_review(&summary, &opts.out);
+            }
+            Ok(())
+        }
+        Command::Query(args) => {
+            let opts = QueryOptions {
+                tables: args.tables.clone(),
+                sql: args.sql.clone(),
+                out: args.out.clone(),
+                engine: EngineOptions {
+                    threads: args.threads.unwrap_or(0),
+                    memory_limit: args.memory_limit,
+                    ..EngineOptions::default()
+                },
+            };
+            match query(&opts).await? {
+                QueryResult::Rows(batches) => {
+                    let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+                    println!(
+                        "{}",
+                        datafusion::arrow::util::pretty::pretty_format_batches(&batches)?
+                    );
+                    if !args.quiet {
+                        eprintln!("{} row(s)", thousands(rows as u64));
+                    }
+                }
+                QueryResult::Written(path, rows) => {
+                    if !args.quiet {
+                        eprintln!("wrote {} row(s) to {}", thousands(rows), path.display());
+                    }
+                }
+            }
+            Ok(())
+        }
+        Command::Serve(args) => {
+            let token = match (&args.token, args.insecure) {
+                (Some(t), _) if t.is_empty() => {
+                    return Err(Error::Usage("--token must not be empty".into()));
+                }
+                (Some(t), _) => Some(t.clone()),
+                (None, true) => None,
+                (None, false) => {
+                    return Err(Error::Usage(
+                        "serve needs --token TOKEN (or LEADSCORE_TOKEN) that clients must send; \
+                         --insecure serves without one"
+                            .into(),
+                    ));
+                }
+            };
+            let opts = ServeOptions {
+                tables: args.tables.clone(),
+                addr: args.addr,
+                token,
+                engine: EngineOptions {
+                    threads: args.threads.unwrap_or(0),
+                    memory_limit: args.memory_limit,
+                    ..EngineOptions::default()
+                },
+            };
+            let quiet = args.quiet;
+            let secured = opts.token.is_some();
+            serve(&opts, |addr, tables| {
+                if !quiet {
+                    let names: Vec<&str> = tables.iter().map(|t| t.name.as_str()).collect();
+                    eprintln!(
+                        "serving {} table(s) ({}) over Flight SQL at grpc://{addr}, read-only, {}; \
+                         Ctrl-C stops",
+                        names.len(),
+                        names.join(", "),
+                        if secured {
+                            "token required"
+                        } else {
+                            "NO TOKEN (--insecure)"
+                        }
+                    );
+                }
+            })
+            .await
+        }
+        Command::Report(args) => {
+            let opts = ReportOptions {
+                tables: args.tables.clone(),
+                out: args.out.clone(),
+                model: args.model.clone(),
+                engine: EngineOptions::default(),
+            };
+            let s = report(&opts).await?;
+            if !args.quiet {
+                eprintln!(
+                    "wrote {} ({} KB): {} leads; {}",
+                    args.out.display(),
+                    s.bytes.div_ceil(1024),
+                    thousands(s.leads),
+                    s.sections.join(", ")
+                );
             }
             Ok(())
         }

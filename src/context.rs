@@ -34,6 +34,8 @@ pub struct EngineOptions {
     pub explain: Option<String>,
     /// Show progress bars on stderr (when it is a terminal).
     pub progress: bool,
+    /// The format of published tables.
+    pub format: crate::delta::Format,
 }
 
 impl Default for EngineOptions {
@@ -46,6 +48,7 @@ impl Default for EngineOptions {
             timings: false,
             explain: None,
             progress: false,
+            format: crate::delta::Format::Parquet,
         }
     }
 }

@@ -11,6 +11,7 @@
 pub mod backfill;
 pub mod cli;
 pub mod context;
+pub mod delta;
 pub mod error;
 pub mod fold;
 pub mod generate;
@@ -20,8 +21,12 @@ pub mod output;
 pub mod pipeline;
 pub mod progress;
 pub mod queries;
+pub mod query;
+pub mod report;
 pub mod review;
 pub mod score;
+pub mod serve;
+pub mod tables;
 pub mod udf;
 pub mod weights;
 

@@ -56,6 +56,11 @@ impl Staging {
         })
     }
 
+    /// The output directory.
+    pub fn out(&self) -> &Path {
+        &self.out
+    }
+
     /// Where a published table is staged.
     pub fn table_dir(&self, name: &str) -> PathBuf {
         self.dir.join(name)

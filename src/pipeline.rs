@@ -211,8 +211,6 @@ impl<'a> Pipeline<'a> {
     }
 }
 
-/// Runs an ad-hoc aggregate over registered tables and returns the first column of the first row
-/// as an integer (0 when null): used for run summaries.
 /// A history table is written one file per day and partition, so the query's final ORDER BY (a
 /// sort of every row, for `score`'s one-day tables) is dropped: rows within a day come in the
 /// order the partitions produce them.
@@ -226,8 +224,15 @@ fn without_final_sort(df: DataFrame) -> DataFrame {
     }
 }
 
+/// Runs an ad-hoc aggregate over registered tables and returns the first column of the first row
+/// as an integer (0 when null): used for run summaries.
 pub async fn count(ctx: &SessionContext, sql: &str) -> Result<u64> {
     let batches = ctx.sql(sql).await?.collect().await?;
+    first_count(&batches)
+}
+
+/// The first column of the first row of `batches` as an integer (0 when there is none, or null).
+pub fn first_count(batches: &[RecordBatch]) -> Result<u64> {
     let Some(batch) = batches.iter().find(|b| b.num_rows() > 0) else {
         return Ok(0);
     };

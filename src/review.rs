@@ -110,6 +110,7 @@ pub async fn review(opts: &ReviewOptions) -> Result<ReviewSummary> {
         models.push(model);
     }
     input::register_outcomes(&inputs.ctx, &opts.outcomes, inputs.events.lead_id).await?;
+    crate::delta::check_targets(&opts.out, REVIEW_TABLES, opts.engine.format)?;
     let staging = Staging::new(&opts.out)?;
     let mut pipeline = inputs.pipeline(
         &staging,
@@ -154,7 +155,7 @@ pub async fn review(opts: &ReviewOptions) -> Result<ReviewSummary> {
     let rows = review_rows(&batches)?;
     pipeline.write_batches("model_review", batches).await?;
     pipeline.report_memory();
-    staging.publish(REVIEW_TABLES)?;
+    crate::delta::publish(&inputs.ctx, staging, REVIEW_TABLES, &[], opts.engine.format).await?;
     Ok(ReviewSummary {
         rows,
         from: opts.from,

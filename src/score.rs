@@ -163,6 +163,7 @@ pub async fn score(opts: &ScoreOptions) -> Result<ScoreSummary> {
         &opts.engine,
     )
     .await?;
+    crate::delta::check_targets(&opts.out, SCORE_TABLES, opts.engine.format)?;
     let staging = Staging::new(&opts.out)?;
     let mut pipeline = inputs.pipeline(
         &staging,
@@ -199,7 +200,7 @@ pub async fn score(opts: &ScoreOptions) -> Result<ScoreSummary> {
     if opts.strict {
         refuse_rejects(summary.rejects, &summary.reject_reasons)?;
     }
-    staging.publish(SCORE_TABLES)?;
+    crate::delta::publish(ctx, staging, SCORE_TABLES, &[], opts.engine.format).await?;
     summary.elapsed = started.elapsed();
     Ok(summary)
 }

@@ -117,6 +117,7 @@ pub async fn weights(opts: &WeightsOptions) -> Result<WeightsSummary> {
         });
     }
     input::register_outcomes(&inputs.ctx, &opts.outcomes, inputs.events.lead_id).await?;
+    crate::delta::check_targets(&opts.out, WEIGHTS_TABLES, opts.engine.format)?;
     let staging = Staging::new(&opts.out)?;
     let mut pipeline = inputs.pipeline(
         &staging,
@@ -163,7 +164,14 @@ pub async fn weights(opts: &WeightsOptions) -> Result<WeightsSummary> {
         summary.points = Some(points);
         summary.proposed_model = Some(opts.out.join(PROPOSED_MODEL));
     }
-    staging.publish_with(WEIGHTS_TABLES, &[PROPOSED_MODEL])?;
+    crate::delta::publish(
+        ctx,
+        staging,
+        WEIGHTS_TABLES,
+        &[PROPOSED_MODEL],
+        opts.engine.format,
+    )
+    .await?;
     summary.elapsed = started.elapsed();
     Ok(summary)
 }
