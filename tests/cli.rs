@@ -1070,3 +1070,165 @@ async fn weights_refuse_a_window_that_ends_before_it_starts() {
     assert!(stderr(&o).contains("--from 2026-05-01 must be before --to 2026-04-01"));
     assert!(!dir.path().join("out").exists());
 }
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+
+#[tokio::test]
+async fn query_prints_writes_and_refuses_changes() {
+    let dir = inputs().await;
+    let d = dir.path();
+    succeed(&score_args("out"), &[], d);
+    let o = run(
+        &[
+            "query",
+            "--tables",
+            "out",
+            "select lead_id, score, glob_match(lead_id, 'L*') as g from lead_scores order by lead_id",
+        ],
+        d,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let printed = stdout(&o);
+    assert!(
+        printed.contains("| lead_id |") && printed.contains("| L9      |"),
+        "{printed}"
+    );
+    assert!(stderr(&o).contains("3 row(s)"), "{}", stderr(&o));
+
+    // An empty result still shows its columns.
+    let o = run(
+        &[
+            "query",
+            "--tables",
+            "out",
+            "select stage from stage_report where false",
+        ],
+        d,
+    );
+    assert!(stdout(&o).contains("| stage |"), "{}", stdout(&o));
+
+    for file in ["q.csv", "q.parquet"] {
+        let o = run(
+            &[
+                "query",
+                "--tables",
+                "out",
+                "select lead_id, score from lead_scores",
+                "--out",
+                file,
+            ],
+            d,
+        );
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert!(
+            stderr(&o).contains(&format!("wrote 3 row(s) to {file}")),
+            "{}",
+            stderr(&o)
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string(d.join("q.csv"))
+            .unwrap()
+            .lines()
+            .count(),
+        4
+    );
+    let written = SessionContext::new()
+        .read_parquet(
+            d.join("q.parquet").to_str().unwrap(),
+            ParquetReadOptions::default(),
+        )
+        .await
+        .unwrap()
+        .count()
+        .await
+        .unwrap();
+    assert_eq!(written, 3);
+
+    // Nothing can be changed, and a bad request says why.
+    for sql in [
+        "create table x as select 1",
+        "insert into lead_scores select * from lead_scores",
+        "copy (select 1) to 'leak.csv'",
+        "drop table lead_scores",
+    ] {
+        fails_cleanly(d, &["query", "--tables", "out", sql], &["read-only"]);
+    }
+    assert!(!d.join("leak.csv").exists());
+    // (The engine's message lists the valid columns on a second line.)
+    let o = run(
+        &["query", "--tables", "out", "select nope from lead_scores"],
+        d,
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).starts_with("leadscore: SQL: ") && stderr(&o).contains("nope"));
+    fails_cleanly(
+        d,
+        &["query", "--tables", "nowhere", "select 1"],
+        &["nowhere", "not a directory"],
+    );
+    let o = run(
+        &["query", "--tables", "out", "select 1", "--out", "x.json"],
+        d,
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+}
+
+#[tokio::test]
+async fn delta_output_adds_versions_and_parquet_does_not_overwrite_it() {
+    let dir = inputs().await;
+    let d = dir.path();
+    succeed(&score_args("out"), &["--format", "delta"], d);
+    let log = d.join("out/lead_scores/_delta_log");
+    assert!(log.join("00000000000000000000.json").exists());
+    succeed(
+        &score_args("out"),
+        &["--format", "delta", "--as-of", "2026-01-05"],
+        d,
+    );
+    assert!(log.join("00000000000000000001.json").exists());
+    // The latest version is what `query` reads.
+    let o = run(
+        &[
+            "query",
+            "--tables",
+            "out",
+            "select distinct as_of from lead_scores",
+        ],
+        d,
+    );
+    assert!(stdout(&o).contains("2026-01-05"), "{}", stdout(&o));
+    // Writing Parquet over a Delta table would throw its history away: refused.
+    fails_cleanly(
+        d,
+        &score_args("out"),
+        &["is a Delta table", "--format delta"],
+    );
+    let o = run(&[score_args("out"), vec!["--format", "csv"]].concat(), d);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+}
+
+#[tokio::test]
+async fn report_and_serve_refuse_what_they_cannot_do() {
+    let dir = inputs().await;
+    let d = dir.path();
+    succeed(&score_args("out"), &[], d);
+    std::fs::create_dir_all(d.join("empty")).unwrap();
+    let o = run(&["report", "--tables", "empty", "--out", "r.html"], d);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("no tables"), "{}", stderr(&o));
+    assert!(!d.join("r.html").exists());
+
+    let o = run(&["report", "--tables", "out", "--out", "r.html"], d);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let html = std::fs::read_to_string(d.join("r.html")).unwrap();
+    assert!(html.contains("lowest MQL score") || !html.contains("MQL threshold"));
+    assert!(html.contains("<h2>Leads per stage</h2>"), "{html}");
+
+    // No token, no server (unless asked for explicitly).
+    let o = run(&["serve", "--tables", "out"], d);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--token"), "{}", stderr(&o));
+}
