@@ -260,11 +260,13 @@ impl Drop for Server {
     }
 }
 
-fn start_server(tables: &Path, token: &str) -> Server {
+/// Starts `leadscore serve` on a free loopback port, with `auth` (`--token T` or `--insecure`).
+fn start_server(tables: &Path, auth: &[&str]) -> Server {
     let mut child = bin()
         .args(["serve", "--tables"])
         .arg(tables)
-        .args(["--addr", "127.0.0.1:0", "--token", token])
+        .args(["--addr", "127.0.0.1:0"])
+        .args(auth)
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -285,7 +287,7 @@ async fn the_flight_sql_server_answers_the_adbc_driver() {
     let dir = workdir();
     let d = dir.path();
     leadscore(&with("score", &["--out", "out", "--quiet"]), d);
-    let server = start_server(&d.join("out"), "s3cret-token");
+    let server = start_server(&d.join("out"), &["--token", "s3cret-token"]);
     let out = check(
         Command::new(python())
             .arg(root().join("tests/clients/flight_sql_check.py"))
@@ -344,6 +346,22 @@ async fn the_flight_sql_server_answers_the_adbc_driver() {
         let e = seen[what].as_str().unwrap_or_default();
         assert!(e.contains("UNAUTHENTICATED"), "{what}: {e}");
     }
+    drop(server);
+
+    // With --insecure, and only then, a client without any token is served.
+    let open = start_server(&d.join("out"), &["--insecure"]);
+    let script = "import sys, adbc_driver_flightsql.dbapi as f\n\
+                  c = f.connect(sys.argv[1]).cursor()\n\
+                  c.execute('select count(*) from lead_scores')\n\
+                  print(c.fetchone()[0])";
+    let n = check(
+        Command::new(python())
+            .args(["-c", script, &open.uri])
+            .output()
+            .unwrap(),
+        "an insecure client",
+    );
+    assert_eq!(n.trim(), parts[0]);
 }
 
 #[tokio::test]
