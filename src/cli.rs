@@ -7,6 +7,7 @@ use chrono::NaiveDate;
 use clap::{Args, Parser, Subcommand};
 
 use crate::backfill::{BackfillOptions, BackfillSummary, Every, backfill};
+use crate::cluster::{Cluster, ExecutorOptions, SchedulerOptions, run_executor, run_scheduler};
 use crate::context::{EngineOptions, parse_size};
 use crate::delta::Format;
 use crate::error::{Error, Result};
@@ -50,6 +51,39 @@ pub enum Command {
     Report(ReportArgs),
     /// Serve the tables of a directory over Arrow Flight SQL (read-only), for BI tools.
     Serve(ServeArgs),
+    /// Run a Ballista scheduler that knows leadscore's functions (for --cluster).
+    Scheduler(SchedulerArgs),
+    /// Run a Ballista executor with leadscore's functions, attached to a scheduler.
+    Executor(ExecutorArgs),
+}
+
+/// `leadscore scheduler`.
+#[derive(Debug, Args)]
+pub struct SchedulerArgs {
+    /// Address to listen on for clients and executors.
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:50050")]
+    pub bind: std::net::SocketAddr,
+}
+
+/// `leadscore executor`.
+#[derive(Debug, Args)]
+pub struct ExecutorArgs {
+    /// The scheduler to join, HOST:PORT.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub scheduler: String,
+    /// Tasks this executor runs at once (default: all cores).
+    #[arg(long, value_name = "N")]
+    pub slots: Option<usize>,
+    /// Address to listen on for shuffle data (its gRPC port is the next one).
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:50051")]
+    pub bind: std::net::SocketAddr,
+    /// The host name the scheduler and other executors reach this one by (default: the bind
+    /// address).
+    #[arg(long, value_name = "HOST")]
+    pub external_host: Option<String>,
+    /// Where shuffle files go (default: a temporary directory).
+    #[arg(long, value_name = "DIR")]
+    pub work_dir: Option<PathBuf>,
 }
 
 /// `leadscore serve`.
@@ -224,6 +258,15 @@ pub struct EngineArgs {
     /// Delta Lake table per table; a rerun adds a version).
     #[arg(long, value_name = "FORMAT", default_value = "parquet", value_parser = parse_format)]
     pub format: Format,
+    /// Run the queries on a Ballista cluster: df://HOST:PORT (its scheduler), or standalone (a
+    /// scheduler and an executor inside this process). --out must be reachable by the executors
+    /// at the same path (a shared filesystem), as must the inputs.
+    #[arg(long, value_name = "URL", value_parser = parse_cluster)]
+    pub cluster: Option<Cluster>,
+}
+
+fn parse_cluster(s: &str) -> std::result::Result<Cluster, String> {
+    s.parse().map_err(|e: Error| e.to_string())
 }
 
 fn parse_format(s: &str) -> std::result::Result<Format, String> {
@@ -249,6 +292,7 @@ impl EngineArgs {
             explain: self.explain.clone(),
             progress: !self.quiet,
             format: self.format,
+            cluster: self.cluster.clone(),
             ..EngineOptions::default()
         }
     }
@@ -808,6 +852,31 @@ pub async fn run(cli: Cli) -> Result<()> {
                 }
             }
             Ok(())
+        }
+        Command::Scheduler(args) => {
+            eprintln!(
+                "leadscore scheduler listening on {} (clients: --cluster df://{}); Ctrl-C stops",
+                args.bind, args.bind
+            );
+            run_scheduler(&SchedulerOptions { bind: args.bind }).await
+        }
+        Command::Executor(args) => {
+            let slots = args
+                .slots
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+            eprintln!(
+                "leadscore executor on {} with {slots} slot(s), joining the scheduler at {}; \
+                 Ctrl-C stops",
+                args.bind, args.scheduler
+            );
+            run_executor(&ExecutorOptions {
+                scheduler: args.scheduler.clone(),
+                slots,
+                bind: args.bind,
+                external_host: args.external_host.clone(),
+                work_dir: args.work_dir.as_ref().map(|p| p.display().to_string()),
+            })
+            .await
         }
         Command::Serve(args) => {
             let token = match (&args.token, args.insecure) {

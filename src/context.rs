@@ -36,6 +36,8 @@ pub struct EngineOptions {
     pub progress: bool,
     /// The format of published tables.
     pub format: crate::delta::Format,
+    /// Run the queries on this Ballista cluster instead of in this process.
+    pub cluster: Option<crate::cluster::Cluster>,
 }
 
 impl Default for EngineOptions {
@@ -49,6 +51,7 @@ impl Default for EngineOptions {
             explain: None,
             progress: false,
             format: crate::delta::Format::Parquet,
+            cluster: None,
         }
     }
 }

@@ -10,6 +10,7 @@
 
 pub mod backfill;
 pub mod cli;
+pub mod cluster;
 pub mod context;
 pub mod delta;
 pub mod error;

@@ -134,7 +134,8 @@ impl<'a> Pipeline<'a> {
     /// Writes rows computed outside the query files (e.g. one collected row per model) as the
     /// output table `name`, like a query of kind [`Kind::Output`].
     pub async fn write_batches(&mut self, name: &str, batches: Vec<RecordBatch>) -> Result<()> {
-        let df = self.ctx.read_batches(batches)?;
+        // Read in this process even with --cluster: the rows are here, not on the executors.
+        let df = SessionContext::new().read_batches(batches)?;
         self.write(name, Kind::Output, df).await
     }
 

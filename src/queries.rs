@@ -428,26 +428,49 @@ pub fn string(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 
-fn rule_table(model: &Model) -> String {
-    let typed = "cast(null as int) as rule_id, cast(null as double) as points, \
-                 cast(null as boolean) as is_fraction, cast(null as varchar) as stage, \
-                 cast(null as int) as stage_rank, cast(null as varchar) as action, \
-                 cast(null as varchar) as assets";
-    if model.actions.is_empty() {
-        return format!("(select {typed} where false)");
+/// A constant table as one VALUES list (a single partition: a union of one-row selects would
+/// make one partition per row, which a distributed plan then ships around as many tasks).
+/// `columns` are `(name, SQL type)`; each row holds SQL literals in that order.
+fn values_table(columns: &[(&str, &str)], rows: &[Vec<String>]) -> String {
+    let typed: Vec<String> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, (name, ty))| format!("cast(column{} as {ty}) as {name}", i + 1))
+        .collect();
+    if rows.is_empty() {
+        let nulls: Vec<String> = columns
+            .iter()
+            .map(|(name, ty)| format!("cast(null as {ty}) as {name}"))
+            .collect();
+        return format!("(select {} where false)", nulls.join(", "));
     }
-    let rows: Vec<String> = model
+    let rows: Vec<String> = rows.iter().map(|r| format!("({})", r.join(", "))).collect();
+    format!(
+        "(select {} from (values {}))",
+        typed.join(", "),
+        rows.join(", ")
+    )
+}
+
+fn rule_table(model: &Model) -> String {
+    let columns = [
+        ("rule_id", "int"),
+        ("points", "double"),
+        ("is_fraction", "boolean"),
+        ("stage", "varchar"),
+        ("stage_rank", "int"),
+        ("action", "varchar"),
+        ("assets", "varchar"),
+    ];
+    let rows: Vec<Vec<String>> = model
         .actions
         .iter()
         .enumerate()
         .map(|(i, r)| {
-            format!(
-                "select cast({} as int) as rule_id, {} as points, {} as is_fraction, \
-                 cast({} as varchar) as stage, cast({} as int) as stage_rank, \
-                 cast({} as varchar) as action, cast({} as varchar) as assets",
-                i + 1,
+            vec![
+                (i + 1).to_string(),
                 float(r.points),
-                r.fraction,
+                r.fraction.to_string(),
                 r.stage.as_deref().map_or("null".to_string(), string),
                 r.stage
                     .as_deref()
@@ -457,10 +480,10 @@ fn rule_table(model: &Model) -> String {
                 r.assets
                     .as_ref()
                     .map_or("null".to_string(), |a| string(&a.join(", "))),
-            )
+            ]
         })
         .collect();
-    format!("({})", rows.join(" union all "))
+    values_table(&columns, &rows)
 }
 
 /// A CASE expression over the unqualified column `column`: the stage name of a rank (`to_name`)
@@ -491,23 +514,13 @@ fn stage_case(model: &Model, column: &str, to_name: bool) -> String {
 }
 
 fn stage_table(model: &Model) -> String {
-    if model.stages.is_empty() {
-        return "(select cast(null as int) as stage_rank, cast(null as varchar) as stage where false)"
-            .into();
-    }
-    let rows: Vec<String> = model
+    let rows: Vec<Vec<String>> = model
         .stages
         .iter()
         .enumerate()
-        .map(|(i, s)| {
-            format!(
-                "select cast({} as int) as stage_rank, cast({} as varchar) as stage",
-                i + 1,
-                string(s)
-            )
-        })
+        .map(|(i, s)| vec![(i + 1).to_string(), string(s)])
         .collect();
-    format!("({})", rows.join(" union all "))
+    values_table(&[("stage_rank", "int"), ("stage", "varchar")], &rows)
 }
 
 #[cfg(test)]

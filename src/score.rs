@@ -81,7 +81,10 @@ impl Inputs {
     ) -> Result<Inputs> {
         let model = Model::load(model)?;
         let events = input::inspect_events(events)?;
-        let ctx = session(engine)?;
+        let mut ctx = session(engine)?;
+        if let Some(cluster) = &engine.cluster {
+            ctx = crate::cluster::client_session(cluster, &ctx).await?;
+        }
         input::register_events(&ctx, &events).await?;
         let leads = input::register_leads(&ctx, leads, events.lead_id).await?;
         if let Some(path) = &leads.path {

@@ -1,0 +1,197 @@
+//! Running on Apache DataFusion Ballista: the scheduler and executor processes
+//! (`leadscore scheduler`, `leadscore executor`), built from the Ballista crates with every
+//! leadscore function registered, and the client session that `--cluster` gives the scoring
+//! commands.
+//!
+//! Ballista sends functions by name: the client plans with them, the scheduler's session builder
+//! knows them (to plan stages), and each executor's function registry has them (to run tasks).
+//! leadscore's functions take their parameters (rules, decay, snapshot days) as constant
+//! arguments, so the default codecs carry them and no extension codec is needed.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use ballista::prelude::SessionContextExt;
+use ballista_core::registry::BallistaFunctionRegistry;
+use ballista_executor::executor_process::{ExecutorProcessConfig, start_executor_process};
+use ballista_scheduler::cluster::BallistaCluster;
+use ballista_scheduler::config::SchedulerConfig;
+use ballista_scheduler::scheduler_process::start_server;
+use datafusion::execution::SessionStateBuilder;
+use datafusion::execution::session_state::SessionState;
+use datafusion::prelude::{SessionConfig, SessionContext};
+
+use crate::error::{Error, Result};
+
+/// Where `--cluster` points.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Cluster {
+    /// A Ballista scheduler at `df://host:port`.
+    Remote(String),
+    /// A scheduler and an executor started inside this process (for trying it out and tests).
+    Standalone,
+}
+
+impl std::str::FromStr for Cluster {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        if s == "standalone" {
+            return Ok(Cluster::Standalone);
+        }
+        let rest = s.strip_prefix("df://").ok_or_else(|| {
+            Error::Usage(format!(
+                "--cluster {s:?}: use df://HOST:PORT (a Ballista scheduler) or standalone"
+            ))
+        })?;
+        match rest.rsplit_once(':') {
+            Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => {
+                Ok(Cluster::Remote(s.to_string()))
+            }
+            _ => Err(Error::Usage(format!(
+                "--cluster {s:?}: use df://HOST:PORT, e.g. df://127.0.0.1:50050"
+            ))),
+        }
+    }
+}
+
+/// A session state with DataFusion's defaults and every leadscore function.
+fn state_with_functions(config: SessionConfig) -> datafusion::common::Result<SessionState> {
+    let mut state = SessionStateBuilder::new()
+        .with_config(config)
+        .with_default_features()
+        .build();
+    crate::udf::register_all(&mut state)
+        .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
+    Ok(state)
+}
+
+/// A client session on `cluster`, configured like a local one (`local` gives the settings).
+pub async fn client_session(cluster: &Cluster, local: &SessionContext) -> Result<SessionContext> {
+    let state = local.state();
+    let cannot = |e: datafusion::error::DataFusionError| {
+        Error::Config(format!("cannot use the cluster: {e}"))
+    };
+    let mut ctx = match cluster {
+        Cluster::Remote(url) => SessionContext::remote_with_state(url, state)
+            .await
+            .map_err(cannot)?,
+        Cluster::Standalone => SessionContext::standalone_with_state(state)
+            .await
+            .map_err(cannot)?,
+    };
+    // Turning the state into a Ballista client may reset its function lists.
+    crate::udf::register_all(&mut ctx)?;
+    Ok(ctx)
+}
+
+/// What `leadscore scheduler` needs.
+#[derive(Clone, Debug)]
+pub struct SchedulerOptions {
+    pub bind: SocketAddr,
+}
+
+/// Runs a Ballista scheduler that knows leadscore's functions, until the process stops.
+pub async fn run_scheduler(opts: &SchedulerOptions) -> Result<()> {
+    let config = SchedulerConfig {
+        bind_host: opts.bind.ip().to_string(),
+        bind_port: opts.bind.port(),
+        external_host: opts.bind.ip().to_string(),
+        override_session_builder: Some(Arc::new(state_with_functions)),
+        ..SchedulerConfig::default()
+    };
+    let cluster = BallistaCluster::new_from_config(&config)
+        .await
+        .map_err(|e| Error::Config(format!("cannot start the scheduler: {e}")))?;
+    start_server(cluster, opts.bind, Arc::new(config))
+        .await
+        .map_err(|e| Error::Config(format!("the scheduler stopped: {e}")))
+}
+
+/// What `leadscore executor` needs.
+#[derive(Clone, Debug)]
+pub struct ExecutorOptions {
+    /// The scheduler, `host:port`.
+    pub scheduler: String,
+    /// Tasks run at once (default: all cores).
+    pub slots: usize,
+    /// Address to bind (the Flight port that serves shuffle data); the gRPC port is the next one.
+    pub bind: SocketAddr,
+    /// Host name other executors and the client reach this one by (default: the bind address).
+    pub external_host: Option<String>,
+    /// Where shuffle files go (default: a temporary directory).
+    pub work_dir: Option<String>,
+}
+
+/// Runs a Ballista executor with leadscore's functions, until the process stops.
+pub async fn run_executor(opts: &ExecutorOptions) -> Result<()> {
+    let (host, port) = opts.scheduler.rsplit_once(':').ok_or_else(|| {
+        Error::Usage(format!(
+            "--scheduler {:?}: use HOST:PORT, e.g. 127.0.0.1:50050",
+            opts.scheduler
+        ))
+    })?;
+    let scheduler_port: u16 = port.parse().map_err(|_| {
+        Error::Usage(format!(
+            "--scheduler {:?}: the port is not a number",
+            opts.scheduler
+        ))
+    })?;
+    let state = state_with_functions(SessionConfig::new())?;
+    let config = ExecutorProcessConfig {
+        bind_host: opts.bind.ip().to_string(),
+        port: opts.bind.port(),
+        grpc_port: opts.bind.port().checked_add(1).ok_or_else(|| {
+            Error::Usage("--bind: the port must leave room for the next one (gRPC)".into())
+        })?,
+        external_host: opts.external_host.clone(),
+        scheduler_host: host.to_string(),
+        scheduler_port,
+        vcores: opts.slots,
+        work_dir: opts.work_dir.clone(),
+        override_function_registry: Some(Arc::new(BallistaFunctionRegistry::from(&state))),
+        ..ExecutorProcessConfig::default()
+    };
+    start_executor_process(Arc::new(config))
+        .await
+        .map_err(|e| Error::Config(format!("the executor stopped: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cluster_urls_parse() {
+        assert_eq!(
+            "df://127.0.0.1:50050".parse::<Cluster>().unwrap(),
+            Cluster::Remote("df://127.0.0.1:50050".into())
+        );
+        assert_eq!(
+            "standalone".parse::<Cluster>().unwrap(),
+            Cluster::Standalone
+        );
+        for bad in [
+            "127.0.0.1:50050",
+            "df://host",
+            "df://:1",
+            "http://h:1",
+            "df://h:x",
+        ] {
+            assert!(bad.parse::<Cluster>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn every_node_knows_the_functions() {
+        let state = state_with_functions(SessionConfig::new()).unwrap();
+        let registry = BallistaFunctionRegistry::from(&state);
+        for f in ["match_rule", "glob_match", "decay", "event_key"] {
+            assert!(registry.scalar_functions.contains_key(f), "{f}");
+        }
+        for f in ["lead_fold", "stable_sum", "top_lead", "repeated_keys"] {
+            assert!(registry.aggregate_functions.contains_key(f), "{f}");
+        }
+        // DataFusion's own functions stay.
+        assert!(registry.scalar_functions.contains_key("abs"));
+    }
+}
