@@ -2,9 +2,7 @@
 -- a last row with a null stage for leads without one. share = leads / all leads of lead_scores
 -- that day (null when there are none).
 with stages as (
-    select stage_rank, stage from ${stage_table}
-    union all
-    select cast(null as int) as stage_rank, cast(null as varchar) as stage
+    select stage_rank, stage from ${stage_table_and_none}
 ),
 
 counts as (

@@ -788,6 +788,13 @@ fn print_review(s: &ReviewSummary, out: &Path) {
     );
 }
 
+/// Logging for the cluster processes: Ballista's own messages at `info` (jobs, stages, executors
+/// coming and going), or what `RUST_LOG` says.
+fn init_cluster_log() {
+    let env = env_logger::Env::default().default_filter_or("info,datafusion=warn");
+    let _ = env_logger::Builder::from_env(env).try_init();
+}
+
 /// Runs one parsed command line.
 pub async fn run(cli: Cli) -> Result<()> {
     match cli.command {
@@ -854,6 +861,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Scheduler(args) => {
+            init_cluster_log();
             eprintln!(
                 "leadscore scheduler listening on {} (clients: --cluster df://{}); Ctrl-C stops",
                 args.bind, args.bind
@@ -861,6 +869,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             run_scheduler(&SchedulerOptions { bind: args.bind }).await
         }
         Command::Executor(args) => {
+            init_cluster_log();
             let slots = args
                 .slots
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));

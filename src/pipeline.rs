@@ -146,6 +146,16 @@ impl<'a> Pipeline<'a> {
             Kind::History(table) => (self.staging.table_dir(table), Packing::Published, true),
             _ => (self.staging.table_dir(name), Packing::Published, false),
         };
+        if kind == Kind::Step && dir.exists() {
+            // A step run again (once per model in `review`) starts from an empty directory.
+            std::fs::remove_dir_all(&dir)
+                .map_err(|e| Error::io(format!("clearing {}", dir.display()), e))?;
+        }
+        if kind == Kind::Step && dir.exists() {
+            // A step run again (once per model in `review`) starts from an empty directory.
+            std::fs::remove_dir_all(&dir)
+                .map_err(|e| Error::io(format!("clearing {}", dir.display()), e))?;
+        }
         let task = Arc::new(df.task_ctx());
         let plan = df.create_physical_plan().await?;
         let watch = self.progress.watch(name, &plan);

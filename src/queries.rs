@@ -97,9 +97,11 @@ pub const WEIGHTS_PIPELINE: &[(&str, Kind)] = &[
 ];
 
 /// What `review` runs for each model after [`JUDGE_PIPELINE`] and `opportunities`, before
-/// collecting `model_review` (SPEC §4.9): the model's own judging and fold.
+/// collecting `model_review` (SPEC §4.9): the model's own judging and fold. `lead_activity` is
+/// written as a step so that `model_review`'s plan stays shallow enough to be sent to a cluster
+/// (a plan nested too deeply fails to decode there).
 pub const REVIEW_MODEL_PIPELINE: &[(&str, Kind)] =
-    &[("judged_events", Kind::View), ("lead_activity", Kind::View)];
+    &[("judged_events", Kind::View), ("lead_activity", Kind::Step)];
 
 /// Where query text comes from.
 #[derive(Clone, Debug, Default)]
@@ -279,7 +281,8 @@ impl Template {
         value_actions.sort();
         value_actions.dedup();
         t.set("value_actions", value_actions.join(", "));
-        t.set("stage_table", stage_table(model));
+        t.set("stage_table", stage_table(model, false));
+        t.set("stage_table_and_none", stage_table(model, true));
         t.set("stage_of_rank", stage_case(model, "stage_rank", true));
         t.set("rank_of_stage", stage_case(model, "stage", false));
         let tallies = |f: &dyn Fn(usize, &str) -> String| -> String {
@@ -513,13 +516,18 @@ fn stage_case(model: &Model, column: &str, to_name: bool) -> String {
     format!("case {column} {} else {null} end", arms.join(" "))
 }
 
-fn stage_table(model: &Model) -> String {
-    let rows: Vec<Vec<String>> = model
+/// The stages as a table of `stage_rank` (from 1) and `stage`; with `none`, one more row with
+/// both null (leads without a stage).
+fn stage_table(model: &Model, none: bool) -> String {
+    let mut rows: Vec<Vec<String>> = model
         .stages
         .iter()
         .enumerate()
         .map(|(i, s)| vec![(i + 1).to_string(), string(s)])
         .collect();
+    if none {
+        rows.push(vec!["null".into(), "null".into()]);
+    }
     values_table(&[("stage_rank", "int"), ("stage", "varchar")], &rows)
 }
 

@@ -1,0 +1,262 @@
+//! The scoring commands on Apache DataFusion Ballista give the same rows as on one machine:
+//! an in-process standalone cluster through the library, and a real one on loopback (a
+//! scheduler and two executors, each its own `leadscore` process) through the binary.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use datafusion::prelude::*;
+use leadscore::cluster::Cluster;
+use leadscore::context::EngineOptions;
+use leadscore::score::{ScoreOptions, score};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Every published table under `out` as sorted text rows (floats by their bits).
+async fn tables(out: &Path, names: &[&str]) -> Vec<(String, Vec<String>)> {
+    let mut all = Vec::new();
+    for name in names {
+        let ctx = SessionContext::new();
+        ctx.register_parquet(
+            "t",
+            &format!("{}/", out.join(name).display()),
+            ParquetReadOptions::default(),
+        )
+        .await
+        .unwrap();
+        let batches = ctx
+            .sql("select * from t")
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        let mut rows = Vec::new();
+        for b in batches {
+            for r in 0..b.num_rows() {
+                let cells: Vec<String> = b
+                    .columns()
+                    .iter()
+                    .map(|c| {
+                        match c
+                            .as_any()
+                            .downcast_ref::<datafusion::arrow::array::Float64Array>()
+                        {
+                            Some(f) if !datafusion::arrow::array::Array::is_null(f, r) => {
+                                format!("{:x}", f.value(r).to_bits())
+                            }
+                            _ => datafusion::arrow::util::display::array_value_to_string(c, r)
+                                .unwrap(),
+                        }
+                    })
+                    .collect();
+                rows.push(cells.join("|"));
+            }
+        }
+        rows.sort();
+        all.push((name.to_string(), rows));
+    }
+    all
+}
+
+const SCORE_TABLES: &[&str] = &[
+    "lead_scores",
+    "lead_product_scores",
+    "account_scores",
+    "stage_report",
+    "rejects",
+];
+
+fn options(out: &Path, cluster: Option<Cluster>) -> ScoreOptions {
+    let f = root().join("fixtures");
+    ScoreOptions {
+        events: f.join("events"),
+        leads: Some(f.join("leads.csv")),
+        model: f.join("model.toml"),
+        as_of: None,
+        out: out.to_path_buf(),
+        queries: None,
+        engine: EngineOptions {
+            threads: 2,
+            cluster,
+            ..EngineOptions::default()
+        },
+        strict: false,
+    }
+}
+
+#[test]
+fn a_standalone_cluster_gives_the_local_rows() {
+    // Deep plans need bigger stacks than the test harness's threads have.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_stack_size(32 << 20)
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    runtime.block_on(async {
+        let local = score(&options(&dir.path().join("local"), None))
+            .await
+            .unwrap();
+        let on_cluster = score(&options(
+            &dir.path().join("cluster"),
+            Some(Cluster::Standalone),
+        ))
+        .await
+        .unwrap();
+        assert_eq!(local.leads, on_cluster.leads);
+        assert_eq!(local.mqls, on_cluster.mqls);
+        assert_eq!(
+            tables(&dir.path().join("cluster"), SCORE_TABLES).await,
+            tables(&dir.path().join("local"), SCORE_TABLES).await
+        );
+    });
+}
+
+/// A free loopback port whose next port is free too (an executor uses both).
+fn free_port_pair() -> u16 {
+    loop {
+        let a = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = a.local_addr().unwrap().port();
+        if port < u16::MAX && TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// The cluster processes, killed when dropped.
+struct Processes(Vec<Child>);
+
+impl Drop for Processes {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn spawn(args: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_leadscore"))
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+fn wait_for(port: u16) {
+    for _ in 0..200 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("nothing listens on {port}");
+}
+
+fn leadscore(args: &[&str], dir: &Path) {
+    let o = Command::new(env!("CARGO_BIN_EXE_leadscore"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "leadscore {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+#[tokio::test]
+async fn a_scheduler_and_two_executors_give_the_local_rows() {
+    let scheduler = free_port_pair();
+    let s = format!("127.0.0.1:{scheduler}");
+    let mut procs = Processes(vec![spawn(&["scheduler", "--bind", &s])]);
+    wait_for(scheduler);
+    for _ in 0..2 {
+        let port = free_port_pair();
+        let bind = format!("127.0.0.1:{port}");
+        procs.0.push(spawn(&[
+            "executor",
+            "--scheduler",
+            &s,
+            "--bind",
+            &bind,
+            "--slots",
+            "1",
+        ]));
+        wait_for(port);
+    }
+    let cluster = format!("df://{s}");
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let fixtures = root().join("fixtures");
+    let f = |p: &str| fixtures.join(p).display().to_string();
+    let (events, leads, model) = (f("events"), f("leads.csv"), f("model.toml"));
+    let inputs = [
+        "--events", &events, "--leads", &leads, "--model", &model, "--quiet",
+    ];
+    let run = |cmd: &str, out: &str, extra: &[&str]| {
+        let mut args = vec![cmd];
+        args.extend_from_slice(&inputs);
+        args.extend_from_slice(&["--out", out]);
+        args.extend_from_slice(extra);
+        leadscore(&args, d);
+    };
+    run("score", "local", &[]);
+    run("score", "cluster", &["--cluster", &cluster]);
+    assert_eq!(
+        tables(&d.join("cluster"), SCORE_TABLES).await,
+        tables(&d.join("local"), SCORE_TABLES).await
+    );
+    let weeks = [
+        "--from",
+        "2026-07-05",
+        "--to",
+        "2026-09-27",
+        "--every",
+        "week",
+    ];
+    run("backfill", "local-history", &weeks);
+    let mut on_cluster = weeks.to_vec();
+    on_cluster.extend_from_slice(&["--cluster", &cluster]);
+    run("backfill", "cluster-history", &on_cluster);
+    let history = ["rejects"];
+    assert_eq!(
+        tables(&d.join("cluster-history"), &history).await,
+        tables(&d.join("local-history"), &history).await
+    );
+    let ctx = SessionContext::new();
+    for (name, out) in [("l", "local-history"), ("c", "cluster-history")] {
+        ctx.register_parquet(
+            name,
+            &format!("{}/", d.join(out).join("lead_score_history").display()),
+            ParquetReadOptions::default().table_partition_cols(vec![(
+                "as_of".into(),
+                datafusion::arrow::datatypes::DataType::Date32,
+            )]),
+        )
+        .await
+        .unwrap();
+    }
+    let differ = ctx
+        .sql(
+            "select count(*) from ((select * from l except all select * from c) \
+             union all (select * from c except all select * from l))",
+        )
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    let n =
+        datafusion::arrow::util::display::array_value_to_string(differ[0].column(0), 0).unwrap();
+    assert_eq!(n, "0", "history rows differ");
+    drop(procs);
+}
