@@ -260,3 +260,113 @@ async fn a_scheduler_and_two_executors_give_the_local_rows() {
     assert_eq!(n, "0", "history rows differ");
     drop(procs);
 }
+
+#[tokio::test]
+async fn losing_an_executor_mid_run_reruns_its_tasks_and_keeps_the_rows() {
+    let scheduler = free_port_pair();
+    let s = format!("127.0.0.1:{scheduler}");
+    let mut procs = Processes(vec![spawn(&["scheduler", "--bind", &s])]);
+    wait_for(scheduler);
+    for _ in 0..2 {
+        let port = free_port_pair();
+        let bind = format!("127.0.0.1:{port}");
+        procs.0.push(spawn(&[
+            "executor",
+            "--scheduler",
+            &s,
+            "--bind",
+            &bind,
+            "--slots",
+            "1",
+        ]));
+        wait_for(port);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    let fixtures = root().join("fixtures");
+    let f = |p: &str| fixtures.join(p).display().to_string();
+    let (events, leads, model) = (f("events"), f("leads.csv"), f("model.toml"));
+    let cluster = format!("df://{s}");
+    let args = |out: &str, cluster: Option<&str>| -> Vec<String> {
+        let mut a: Vec<String> = [
+            "backfill",
+            "--events",
+            &events,
+            "--leads",
+            &leads,
+            "--model",
+            &model,
+            "--from",
+            "2025-10-01",
+            "--to",
+            "2026-09-30",
+            "--quiet",
+            "--out",
+            out,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        if let Some(c) = cluster {
+            a.extend(["--cluster".to_string(), c.to_string()]);
+        }
+        a
+    };
+    // A year of daily snapshots on the cluster; one executor is killed two seconds in.
+    let mut client = Command::new(env!("CARGO_BIN_EXE_leadscore"))
+        .args(args("cluster", Some(&cluster)))
+        .current_dir(&d)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let mut victim = procs.0.remove(1);
+    victim.kill().unwrap();
+    victim.wait().unwrap();
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = client.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > std::time::Duration::from_secs(180) {
+            let _ = client.kill();
+            panic!("the run did not finish within 3 minutes of losing an executor");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    assert!(status.success(), "the run failed after losing an executor");
+    // The tasks of the lost executor ran again elsewhere: the same history as a local run.
+    let local: Vec<String> = args("local", None);
+    let local: Vec<&str> = local.iter().map(String::as_str).collect();
+    leadscore(&local, &d);
+    let ctx = SessionContext::new();
+    for (name, out) in [("l", "local"), ("c", "cluster")] {
+        ctx.register_parquet(
+            name,
+            &format!("{}/", d.join(out).join("lead_score_history").display()),
+            ParquetReadOptions::default().table_partition_cols(vec![(
+                "as_of".into(),
+                datafusion::arrow::datatypes::DataType::Date32,
+            )]),
+        )
+        .await
+        .unwrap();
+    }
+    let differ = ctx
+        .sql(
+            "select (select count(*) from l) as rows, count(*) as differ from ((select * from l except all \
+             select * from c) union all (select * from c except all select * from l))",
+        )
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    let rows =
+        datafusion::arrow::util::display::array_value_to_string(differ[0].column(0), 0).unwrap();
+    let n =
+        datafusion::arrow::util::display::array_value_to_string(differ[0].column(1), 0).unwrap();
+    assert_eq!(rows, "219000");
+    assert_eq!(n, "0", "history rows differ");
+    drop(procs);
+}
