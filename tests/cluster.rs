@@ -258,6 +258,65 @@ async fn a_scheduler_and_two_executors_give_the_local_rows() {
     let n =
         datafusion::arrow::util::display::array_value_to_string(differ[0].column(0), 0).unwrap();
     assert_eq!(n, "0", "history rows differ");
+
+    // weights and review too.
+    let outcomes = f("outcomes.parquet");
+    let second = d.join("v4.toml");
+    for (out, extra) in [("local-w", None), ("cluster-w", Some(cluster.as_str()))] {
+        let mut args = vec![
+            "weights",
+            "--events",
+            &events,
+            "--outcomes",
+            &outcomes,
+            "--model",
+            &model,
+            "--today",
+            "2026-11-22",
+            "--quiet",
+            "--out",
+            out,
+        ];
+        if let Some(c) = extra {
+            args.extend(["--cluster", c]);
+        }
+        leadscore(&args, d);
+    }
+    let weights = ["stage_tallies", "stage_tally_trend", "action_lift"];
+    assert_eq!(
+        tables(&d.join("cluster-w"), &weights).await,
+        tables(&d.join("local-w"), &weights).await
+    );
+    std::fs::copy(d.join("local-w/proposed_model.toml"), &second).unwrap();
+    let second = second.display().to_string();
+    for (out, extra) in [("local-r", None), ("cluster-r", Some(cluster.as_str()))] {
+        let mut args = vec![
+            "review",
+            "--events",
+            &events,
+            "--leads",
+            &leads,
+            "--outcomes",
+            &outcomes,
+            "--model",
+            &model,
+            "--model",
+            &second,
+            "--today",
+            "2026-11-22",
+            "--quiet",
+            "--out",
+            out,
+        ];
+        if let Some(c) = extra {
+            args.extend(["--cluster", c]);
+        }
+        leadscore(&args, d);
+    }
+    assert_eq!(
+        tables(&d.join("cluster-r"), &["model_review"]).await,
+        tables(&d.join("local-r"), &["model_review"]).await
+    );
     drop(procs);
 }
 
