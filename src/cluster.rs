@@ -82,8 +82,8 @@ pub async fn client_session(cluster: &Cluster, local: &SessionContext) -> Result
     // Turning the state into a Ballista client may reset its function lists.
     crate::udf::register_all(&mut ctx)?;
     // The static distributed planner. With adaptive planning (Ballista 55's default), losing an
-    // executor mid-job rolls its stages back and the job never resumes; with the static one the
-    // lost tasks run again on the executors left and the job finishes (tests/cluster.rs).
+    // executor mid-job rolled its stages back and the job never resumed; with the static one the
+    // lost tasks ran again on the executors left (not always: docs/cluster.md).
     ctx.sql("set ballista.planner.adaptive.enabled = false")
         .await
         .map_err(cannot)?

@@ -7,6 +7,9 @@ use std::process::{Command, Output};
 
 use datafusion::prelude::*;
 
+mod common;
+use common::copy_dir;
+
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_leadscore"))
 }
@@ -443,19 +446,6 @@ async fn edited_queries_replace_the_shipped_ones() {
         "{}",
         stderr(&o)
     );
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let p = e.unwrap().path();
-        let target = to.join(p.file_name().unwrap());
-        if p.is_dir() {
-            copy_dir(&p, &target);
-        } else {
-            std::fs::copy(&p, &target).unwrap();
-        }
-    }
 }
 
 #[tokio::test]

@@ -12,6 +12,9 @@ use std::process::{Child, Command, Output, Stdio};
 
 use datafusion::prelude::*;
 
+mod common;
+use common::copy_dir;
+
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_leadscore"))
 }
@@ -87,19 +90,6 @@ fn workdir() -> tempfile::TempDir {
     dir
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let p = e.unwrap().path();
-        let target = to.join(p.file_name().unwrap());
-        if p.is_dir() {
-            copy_dir(&p, &target);
-        } else {
-            std::fs::copy(&p, &target).unwrap();
-        }
-    }
-}
-
 /// The rows of `select` over `path` (a Parquet file or directory, as `t`), sorted, as text;
 /// floats by their bits.
 async fn rows(path: &Path, select: &str) -> Vec<String> {
@@ -114,29 +104,7 @@ async fn rows_with(path: &Path, select: &str, options: ParquetReadOptions<'_>) -
     }
     ctx.register_parquet("t", &url, options).await.unwrap();
     let batches = ctx.sql(select).await.unwrap().collect().await.unwrap();
-    let mut out = Vec::new();
-    for b in batches {
-        for r in 0..b.num_rows() {
-            let cells: Vec<String> = b
-                .columns()
-                .iter()
-                .map(|c| {
-                    match c
-                        .as_any()
-                        .downcast_ref::<datafusion::arrow::array::Float64Array>()
-                    {
-                        Some(f) if !datafusion::arrow::array::Array::is_null(f, r) => {
-                            format!("{:x}", f.value(r).to_bits())
-                        }
-                        _ => datafusion::arrow::util::display::array_value_to_string(c, r).unwrap(),
-                    }
-                })
-                .collect();
-            out.push(cells.join("|"));
-        }
-    }
-    out.sort();
-    out
+    common::text_rows(&batches)
 }
 
 /// What the Python reader saw of a Delta table: (its JSON summary, the Parquet copy).
