@@ -137,32 +137,7 @@ async fn rows_of(table_dir: &Path, select: &str) -> Vec<String> {
     .await
     .unwrap();
     let batches = ctx.sql(select).await.unwrap().collect().await.unwrap();
-    let mut out = Vec::new();
-    for b in batches {
-        for r in 0..b.num_rows() {
-            let cells: Vec<String> = b
-                .columns()
-                .iter()
-                .map(|c| {
-                    if let Some(f) = c
-                        .as_any()
-                        .downcast_ref::<datafusion::arrow::array::Float64Array>()
-                    {
-                        if datafusion::arrow::array::Array::is_null(f, r) {
-                            String::new()
-                        } else {
-                            format!("{:x}", f.value(r).to_bits())
-                        }
-                    } else {
-                        datafusion::arrow::util::display::array_value_to_string(c, r).unwrap()
-                    }
-                })
-                .collect();
-            out.push(cells.join("|"));
-        }
-    }
-    out.sort();
-    out
+    common::text_rows(&batches)
 }
 
 #[tokio::test]

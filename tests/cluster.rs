@@ -97,6 +97,35 @@ fn a_standalone_cluster_gives_the_local_rows() {
     });
 }
 
+/// The `lead_score_history` of two outputs: (rows of the first, rows in one but not the other,
+/// duplicates counted).
+async fn history_difference(a: &Path, b: &Path) -> (usize, usize) {
+    let ctx = SessionContext::new();
+    for (name, out) in [("a", a), ("b", b)] {
+        ctx.register_parquet(
+            name,
+            &format!("{}/", out.join("lead_score_history").display()),
+            ParquetReadOptions::default().table_partition_cols(vec![(
+                "as_of".into(),
+                datafusion::arrow::datatypes::DataType::Date32,
+            )]),
+        )
+        .await
+        .unwrap();
+    }
+    let count = |sql: &'static str| {
+        let ctx = ctx.clone();
+        async move { ctx.sql(sql).await.unwrap().count().await.unwrap() }
+    };
+    let rows = count("select * from a").await;
+    let differ = count(
+        "(select * from a except all select * from b) \
+         union all (select * from b except all select * from a)",
+    )
+    .await;
+    (rows, differ)
+}
+
 /// A free loopback port whose next port is free too (an executor uses both).
 fn free_port_pair() -> u16 {
     loop {
@@ -219,32 +248,9 @@ async fn a_scheduler_and_two_executors_give_the_local_rows() {
         tables(&d.join("cluster-history"), &history).await,
         tables(&d.join("local-history"), &history).await
     );
-    let ctx = SessionContext::new();
-    for (name, out) in [("l", "local-history"), ("c", "cluster-history")] {
-        ctx.register_parquet(
-            name,
-            &format!("{}/", d.join(out).join("lead_score_history").display()),
-            ParquetReadOptions::default().table_partition_cols(vec![(
-                "as_of".into(),
-                datafusion::arrow::datatypes::DataType::Date32,
-            )]),
-        )
-        .await
-        .unwrap();
-    }
-    let differ = ctx
-        .sql(
-            "select count(*) from ((select * from l except all select * from c) \
-             union all (select * from c except all select * from l))",
-        )
-        .await
-        .unwrap()
-        .collect()
-        .await
-        .unwrap();
-    let n =
-        datafusion::arrow::util::display::array_value_to_string(differ[0].column(0), 0).unwrap();
-    assert_eq!(n, "0", "history rows differ");
+    let (_, differ) =
+        history_difference(&d.join("local-history"), &d.join("cluster-history")).await;
+    assert_eq!(differ, 0, "history rows differ");
 
     // weights and review too.
     let outcomes = f("outcomes.parquet");
@@ -307,8 +313,8 @@ async fn a_scheduler_and_two_executors_give_the_local_rows() {
     drop(procs);
 }
 
-// Not run by default: it passed alone and failed (the job never resumed within 3 minutes) when
-// run beside the other cluster tests; run it with `cargo test --test cluster -- --ignored`.
+// Not run by default: of four runs two passed and in two the job never resumed within 3 minutes;
+// run it with `cargo test --test cluster -- --ignored`.
 #[tokio::test]
 #[ignore = "Ballista 55 does not always resume a job after losing an executor (docs/cluster.md)"]
 async fn losing_an_executor_mid_run_reruns_its_tasks_and_keeps_the_rows() {
@@ -371,34 +377,8 @@ async fn losing_an_executor_mid_run_reruns_its_tasks_and_keeps_the_rows() {
     let local: Vec<String> = args("local", None);
     let local: Vec<&str> = local.iter().map(String::as_str).collect();
     leadscore(&local, &d);
-    let ctx = SessionContext::new();
-    for (name, out) in [("l", "local"), ("c", "cluster")] {
-        ctx.register_parquet(
-            name,
-            &format!("{}/", d.join(out).join("lead_score_history").display()),
-            ParquetReadOptions::default().table_partition_cols(vec![(
-                "as_of".into(),
-                datafusion::arrow::datatypes::DataType::Date32,
-            )]),
-        )
-        .await
-        .unwrap();
-    }
-    let differ = ctx
-        .sql(
-            "select (select count(*) from l) as rows, count(*) as differ from ((select * from l except all \
-             select * from c) union all (select * from c except all select * from l))",
-        )
-        .await
-        .unwrap()
-        .collect()
-        .await
-        .unwrap();
-    let rows =
-        datafusion::arrow::util::display::array_value_to_string(differ[0].column(0), 0).unwrap();
-    let n =
-        datafusion::arrow::util::display::array_value_to_string(differ[0].column(1), 0).unwrap();
-    assert_eq!(rows, "219000");
-    assert_eq!(n, "0", "history rows differ");
+    let (rows, differ) = history_difference(&d.join("local"), &d.join("cluster")).await;
+    assert_eq!(rows, 219_000);
+    assert_eq!(differ, 0, "history rows differ");
     drop(procs);
 }
