@@ -63,6 +63,10 @@ pub struct SchedulerArgs {
     /// Address to listen on for clients and executors.
     #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:50050")]
     pub bind: std::net::SocketAddr,
+    /// An executor not heard from for this long is taken as lost: its tasks run again on the
+    /// others. Keep it a few times the executors' --heartbeat.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(2..))]
+    pub executor_timeout: u64,
 }
 
 /// `leadscore executor`.
@@ -84,6 +88,10 @@ pub struct ExecutorArgs {
     /// Where shuffle files go (default: a temporary directory).
     #[arg(long, value_name = "DIR")]
     pub work_dir: Option<PathBuf>,
+    /// Seconds between the heartbeats that tell the scheduler this executor is alive; keep it
+    /// well under the scheduler's --executor-timeout.
+    #[arg(long, value_name = "SECONDS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
+    pub heartbeat: u64,
 }
 
 /// `leadscore serve`.
@@ -866,7 +874,11 @@ pub async fn run(cli: Cli) -> Result<()> {
                 "leadscore scheduler listening on {} (clients: --cluster df://{}); Ctrl-C stops",
                 args.bind, args.bind
             );
-            run_scheduler(&SchedulerOptions { bind: args.bind }).await
+            run_scheduler(&SchedulerOptions {
+                bind: args.bind,
+                executor_timeout: args.executor_timeout,
+            })
+            .await
         }
         Command::Executor(args) => {
             init_cluster_log();
@@ -884,6 +896,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                 bind: args.bind,
                 external_host: args.external_host.clone(),
                 work_dir: args.work_dir.as_ref().map(|p| p.display().to_string()),
+                heartbeat: args.heartbeat,
             })
             .await
         }

@@ -82,8 +82,8 @@ pub async fn client_session(cluster: &Cluster, local: &SessionContext) -> Result
     // Turning the state into a Ballista client may reset its function lists.
     crate::udf::register_all(&mut ctx)?;
     // The static distributed planner. With adaptive planning (Ballista 55's default), losing an
-    // executor mid-job rolled its stages back and the job never resumed; with the static one the
-    // lost tasks ran again on the executors left (not always: docs/cluster.md).
+    // executor mid-job rolled its stages back and the job never resumed (also with short
+    // heartbeats); with the static one the lost tasks run again on the executors left.
     ctx.sql("set ballista.planner.adaptive.enabled = false")
         .await
         .map_err(cannot)?
@@ -97,6 +97,9 @@ pub async fn client_session(cluster: &Cluster, local: &SessionContext) -> Result
 #[derive(Clone, Debug)]
 pub struct SchedulerOptions {
     pub bind: SocketAddr,
+    /// Seconds without a heartbeat after which an executor is taken as lost (its running tasks
+    /// are scheduled again on the others).
+    pub executor_timeout: u64,
 }
 
 /// Runs a Ballista scheduler that knows leadscore's functions, until the process stops.
@@ -106,6 +109,12 @@ pub async fn run_scheduler(opts: &SchedulerOptions) -> Result<()> {
         bind_port: opts.bind.port(),
         external_host: opts.bind.ip().to_string(),
         override_session_builder: Some(Arc::new(state_with_functions)),
+        // Ballista's defaults (180 s, checked every 15 s, with executors beating every 60 s)
+        // leave a job waiting minutes for the tasks of an executor that died; leadscore's
+        // executors beat every few seconds, so a lost one is noticed within the timeout.
+        executor_timeout_seconds: opts.executor_timeout,
+        expire_dead_executor_interval_seconds: (opts.executor_timeout / 6).max(1),
+        no_executors_grace_period_seconds: opts.executor_timeout,
         ..SchedulerConfig::default()
     };
     let cluster = BallistaCluster::new_from_config(&config)
@@ -129,6 +138,8 @@ pub struct ExecutorOptions {
     pub external_host: Option<String>,
     /// Where shuffle files go (default: a temporary directory).
     pub work_dir: Option<String>,
+    /// Seconds between heartbeats to the scheduler.
+    pub heartbeat: u64,
 }
 
 /// Runs a Ballista executor with leadscore's functions, until the process stops.
@@ -158,6 +169,7 @@ pub async fn run_executor(opts: &ExecutorOptions) -> Result<()> {
         vcores: opts.slots,
         work_dir: opts.work_dir.clone(),
         override_function_registry: Some(Arc::new(BallistaFunctionRegistry::from(&state))),
+        executor_heartbeat_interval_seconds: opts.heartbeat,
         ..ExecutorProcessConfig::default()
     };
     start_executor_process(Arc::new(config))

@@ -42,10 +42,15 @@ impl Staging {
         let created_out = !out.exists();
         std::fs::create_dir_all(out)
             .map_err(|e| Error::io(format!("creating {}", out.display()), e))?;
+        clear_abandoned(out);
         let stamp = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
-        let dir = out.join(format!(".leadscore-staging-{}-{stamp}", std::process::id()));
+        let dir = out.join(format!(
+            "{STAGING_PREFIX}{}-{}-{stamp}",
+            host_name(),
+            std::process::id()
+        ));
         std::fs::create_dir_all(&dir)
             .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
         Ok(Staging {
@@ -118,6 +123,92 @@ impl Staging {
         self.done = true;
         let _ = std::fs::remove_dir_all(&self.dir);
         Ok(())
+    }
+}
+
+/// Staging directories are named `.leadscore-staging-HOST-PID-STAMP`.
+const STAGING_PREFIX: &str = ".leadscore-staging-";
+
+/// This machine's name, for staging directories (`--out` may be shared by several machines).
+fn host_name() -> String {
+    #[cfg(unix)]
+    {
+        let mut buf = [0u8; 256];
+        // SAFETY: the buffer is valid for its length; gethostname writes at most that much.
+        let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+        if rc == 0 {
+            let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+            let name: String = String::from_utf8_lossy(&buf[..end])
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '.' {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+            if !name.is_empty() {
+                return name;
+            }
+        }
+    }
+    "host".to_string()
+}
+
+/// Whether process `pid` of this machine is still running.
+fn alive(pid: u32) -> bool {
+    #[cfg(unix)]
+    {
+        let Ok(pid) = libc::pid_t::try_from(pid) else {
+            return false;
+        };
+        // SAFETY: signal 0 only checks that the process exists.
+        let rc = unsafe { libc::kill(pid, 0) };
+        rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = pid;
+        true
+    }
+}
+
+/// Removes what killed runs of this machine left in `out`: their staging directories. A run
+/// killed while publishing may have moved a previous table aside without putting the new one in
+/// place; such a table is moved back first, so `--out` holds the previous output again. Runs of
+/// other machines (a shared `--out`) and runs still going are left alone.
+fn clear_abandoned(out: &Path) {
+    let Ok(entries) = std::fs::read_dir(out) else {
+        return;
+    };
+    let host = host_name();
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().to_string();
+        let Some(rest) = name.strip_prefix(STAGING_PREFIX) else {
+            continue;
+        };
+        let mut parts = rest.rsplitn(3, '-');
+        let (Some(_stamp), Some(pid), Some(its_host)) = (parts.next(), parts.next(), parts.next())
+        else {
+            continue;
+        };
+        let Ok(pid) = pid.parse::<u32>() else {
+            continue;
+        };
+        if its_host != host || alive(pid) {
+            continue;
+        }
+        let dir = entry.path();
+        if let Ok(previous) = std::fs::read_dir(dir.join("_previous")) {
+            for table in previous.flatten() {
+                let target = out.join(table.file_name());
+                if !target.exists() {
+                    let _ = std::fs::rename(table.path(), &target);
+                }
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
 
@@ -525,6 +616,45 @@ pub async fn write_parquet(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_killed_runs_staging_is_cleared_and_a_table_it_moved_aside_put_back() {
+        let out = tempfile::tempdir().unwrap();
+        let out = out.path();
+        // A process that has ended: its pid is free.
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let host = host_name();
+        let killed = out.join(format!("{STAGING_PREFIX}{host}-{dead}-1"));
+        // Killed mid-publish: lead_scores moved aside (not yet replaced), rejects already
+        // replaced by the new one.
+        std::fs::create_dir_all(killed.join("_previous/lead_scores")).unwrap();
+        std::fs::write(killed.join("_previous/lead_scores/part-0.parquet"), b"old").unwrap();
+        std::fs::create_dir_all(killed.join("_previous/rejects")).unwrap();
+        std::fs::write(killed.join("_previous/rejects/part-0.parquet"), b"old").unwrap();
+        std::fs::create_dir_all(out.join("rejects")).unwrap();
+        std::fs::write(out.join("rejects/part-0.parquet"), b"new").unwrap();
+        // A run still going (this process), and one of another machine sharing --out.
+        let running = out.join(format!("{STAGING_PREFIX}{host}-{}-2", std::process::id()));
+        let other = out.join(format!("{STAGING_PREFIX}elsewhere-{dead}-3"));
+        std::fs::create_dir_all(&running).unwrap();
+        std::fs::create_dir_all(&other).unwrap();
+
+        let staging = Staging::new(out).unwrap();
+        assert!(!killed.exists());
+        assert_eq!(
+            std::fs::read(out.join("lead_scores/part-0.parquet")).unwrap(),
+            b"old"
+        );
+        assert_eq!(
+            std::fs::read(out.join("rejects/part-0.parquet")).unwrap(),
+            b"new"
+        );
+        assert!(running.exists() && other.exists());
+        drop(staging);
+        assert!(running.exists() && other.exists());
+    }
     use datafusion::arrow::array::Int64Array;
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 

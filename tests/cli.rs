@@ -1,8 +1,7 @@
 //! The `leadscore` binary end to end, as a new user runs it: on the shipped fixtures, on small
 //! inputs written here, and on bad input (one clear message, exit 1, previous output untouched).
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 use datafusion::prelude::*;
@@ -98,26 +97,6 @@ fn score_args(out: &str) -> Vec<&str> {
         "--out",
         out,
     ]
-}
-
-/// Every file under `dir` with its bytes.
-fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.insert(
-                    p.strip_prefix(dir).unwrap().to_path_buf(),
-                    std::fs::read(&p).unwrap(),
-                );
-            }
-        }
-    }
-    out
 }
 
 /// All rows of a published table, sorted, as text (floats by their bits).
@@ -230,7 +209,7 @@ async fn a_rerun_gives_the_same_rows_bit_for_bit() {
 /// Runs `args` expecting exit 1 with one line on stderr containing every `needle`, and checks
 /// that the previous output in `out` is exactly as it was.
 fn fails_cleanly(dir: &Path, args: &[&str], needles: &[&str]) {
-    let before = snapshot(&dir.join("out"));
+    let before = common::snapshot(&dir.join("out"));
     assert!(!before.is_empty());
     let o = run(args, dir);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
@@ -241,7 +220,7 @@ fn fails_cleanly(dir: &Path, args: &[&str], needles: &[&str]) {
         assert!(err.contains(n), "{n:?} not in: {err}");
     }
     assert_eq!(
-        snapshot(&dir.join("out")),
+        common::snapshot(&dir.join("out")),
         before,
         "the previous output changed"
     );

@@ -313,11 +313,12 @@ async fn a_scheduler_and_two_executors_give_the_local_rows() {
     drop(procs);
 }
 
-// Not run by default: of four runs two passed and in two the job never resumed within 3 minutes;
-// run it with `cargo test --test cluster -- --ignored`.
+// Losing an executor mid-run: Ballista runs the lost tasks again on the executor left (the
+// scheduler notices within its --executor-timeout, 30 s) and the history equals the local run's;
+// or the run fails with a message and --out keeps what it held before. Either is accepted; a
+// run that neither finishes nor fails within two minutes is not.
 #[tokio::test]
-#[ignore = "Ballista 55 does not always resume a job after losing an executor (docs/cluster.md)"]
-async fn losing_an_executor_mid_run_reruns_its_tasks_and_keeps_the_rows() {
+async fn losing_an_executor_mid_run_reruns_its_tasks_or_fails_keeping_the_output() {
     let (mut procs, s) = start_cluster();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().to_path_buf();
@@ -350,6 +351,13 @@ async fn losing_an_executor_mid_run_reruns_its_tasks_and_keeps_the_rows() {
         }
         a
     };
+    let local: Vec<String> = args("local", None);
+    let local: Vec<&str> = local.iter().map(String::as_str).collect();
+    leadscore(&local, &d);
+    // The cluster run's --out starts with a previous run's tables.
+    common::copy_dir(&d.join("local"), &d.join("cluster"));
+    let before = common::snapshot(&d.join("cluster"));
+
     // A year of daily snapshots on the cluster; one executor is killed two seconds in.
     let mut client = Command::new(env!("CARGO_BIN_EXE_leadscore"))
         .args(args("cluster", Some(&cluster)))
@@ -366,19 +374,36 @@ async fn losing_an_executor_mid_run_reruns_its_tasks_and_keeps_the_rows() {
         if let Some(status) = client.try_wait().unwrap() {
             break status;
         }
-        if started.elapsed() > std::time::Duration::from_secs(180) {
+        if started.elapsed() > std::time::Duration::from_secs(120) {
             let _ = client.kill();
-            panic!("the run did not finish within 3 minutes of losing an executor");
+            panic!("the run neither finished nor failed within 2 minutes of losing an executor");
         }
         std::thread::sleep(std::time::Duration::from_millis(200));
     };
-    assert!(status.success(), "the run failed after losing an executor");
-    // The tasks of the lost executor ran again elsewhere: the same history as a local run.
-    let local: Vec<String> = args("local", None);
-    let local: Vec<&str> = local.iter().map(String::as_str).collect();
-    leadscore(&local, &d);
-    let (rows, differ) = history_difference(&d.join("local"), &d.join("cluster")).await;
-    assert_eq!(rows, 219_000);
-    assert_eq!(differ, 0, "history rows differ");
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(client.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    eprintln!(
+        "after losing an executor the run {} in {:.1} s",
+        if status.success() {
+            "finished"
+        } else {
+            "failed"
+        },
+        started.elapsed().as_secs_f64()
+    );
+    if status.success() {
+        // The tasks of the lost executor ran again elsewhere: the same history as a local run.
+        let (rows, differ) = history_difference(&d.join("local"), &d.join("cluster")).await;
+        assert_eq!(rows, 219_000);
+        assert_eq!(differ, 0, "history rows differ");
+    } else {
+        assert_eq!(status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains("cluster"), "no clear message: {stderr}");
+        assert_eq!(
+            common::snapshot(&d.join("cluster")),
+            before,
+            "--out changed"
+        );
+    }
     drop(procs);
 }
