@@ -102,33 +102,59 @@ impl<'a> Pipeline<'a> {
 
     /// Runs one query as a view, a step or an output.
     pub async fn run(&mut self, name: &str, kind: Kind) -> Result<()> {
-        let started = std::time::Instant::now();
-        let result = self.run_inner(name, kind).await;
-        if self.engine.timings {
-            eprintln!("{name}: {:.3} s", started.elapsed().as_secs_f64());
-        }
-        result
+        self.run_wave(&[(name, kind)]).await
     }
 
-    async fn run_inner(&mut self, name: &str, kind: Kind) -> Result<()> {
+    /// Plans query `name` for `kind`: a history output loses its final sort; with `--explain`
+    /// naming it, the plan is printed with each operator's rows and time (running it once more).
+    async fn prepare(&self, name: &str, kind: Kind) -> Result<DataFrame> {
         let mut df = self.plan(name).await?;
         if matches!(kind, Kind::History(_)) {
             df = without_final_sort(df);
         }
         if self.engine.explain.as_deref() == Some(name) {
-            // Runs the query once more, with metrics: rows and time per operator.
             let plan = df.clone().explain(false, true)?.collect().await?;
             eprintln!(
                 "{}",
                 datafusion::arrow::util::pretty::pretty_format_batches(&plan)?
             );
         }
-        if kind == Kind::View {
-            let _ = self.ctx.deregister_table(name)?;
-            self.ctx.register_table(name, df.into_view())?;
-            return Ok(());
+        Ok(df)
+    }
+
+    /// Runs `wave` (queries none of which reads another's result) at the same time, then
+    /// registers their results; a view is registered at once.
+    async fn run_wave(&mut self, wave: &[(&str, Kind)]) -> Result<()> {
+        let started = std::time::Instant::now();
+        let timings = self.engine.timings;
+        let took = |name: &str| {
+            if timings {
+                eprintln!("{name}: {:.3} s", started.elapsed().as_secs_f64());
+            }
+        };
+        let mut planned = Vec::with_capacity(wave.len());
+        for &(name, kind) in wave {
+            let df = self.prepare(name, kind).await?;
+            if kind == Kind::View {
+                let _ = self.ctx.deregister_table(name)?;
+                self.ctx.register_table(name, df.into_view())?;
+                took(name);
+                continue;
+            }
+            planned.push((name, kind, df));
         }
-        self.write(name, kind, df).await
+        let this = &*self;
+        let written =
+            futures::future::try_join_all(planned.into_iter().map(|(name, kind, df)| async move {
+                let written = this.produce(name, kind, df).await;
+                took(name);
+                written.map(|w| (name, w))
+            }))
+            .await?;
+        for (name, w) in written {
+            self.register(name, w).await?;
+        }
+        Ok(())
     }
 
     /// Writes rows computed outside the query files (e.g. one collected row per model) as the
@@ -141,16 +167,17 @@ impl<'a> Pipeline<'a> {
 
     /// Writes `df` as a step, an output or a history table, and registers it under `name`.
     async fn write(&mut self, name: &str, kind: Kind, df: DataFrame) -> Result<()> {
+        let written = self.produce(name, kind, df).await?;
+        self.register(name, written).await
+    }
+
+    /// Writes `df` as a step, an output or a history table into the staging area.
+    async fn produce(&self, name: &str, kind: Kind, df: DataFrame) -> Result<Written> {
         let (dir, packing, partitioned) = match kind {
             Kind::Step => (self.staging.step_dir(name), Packing::Scratch, false),
             Kind::History(table) => (self.staging.table_dir(table), Packing::Published, true),
             _ => (self.staging.table_dir(name), Packing::Published, false),
         };
-        if kind == Kind::Step && dir.exists() {
-            // A step run again (once per model in `review`) starts from an empty directory.
-            std::fs::remove_dir_all(&dir)
-                .map_err(|e| Error::io(format!("clearing {}", dir.display()), e))?;
-        }
         if kind == Kind::Step && dir.exists() {
             // A step run again (once per model in `review`) starts from an empty directory.
             std::fs::remove_dir_all(&dir)
@@ -183,23 +210,55 @@ impl<'a> Pipeline<'a> {
             Error::Engine(e) => query_error(name, e),
             other => other,
         })?;
+        Ok(Written {
+            dir,
+            schema,
+            rows,
+            partitioned,
+        })
+    }
+
+    /// Registers a written result under `name`, for the queries after it.
+    async fn register(&mut self, name: &str, w: Written) -> Result<()> {
         let _ = self.ctx.deregister_table(name)?;
-        let mut options = ParquetReadOptions::default().schema(&schema);
+        let mut options = ParquetReadOptions::default().schema(&w.schema);
         let partition_cols = [(PARTITION_COLUMN.to_string(), DataType::Date32)];
-        if partitioned {
+        if w.partitioned {
             options = options.table_partition_cols(partition_cols.to_vec());
         }
         self.ctx
-            .register_parquet(name, dir_url(&dir), options)
+            .register_parquet(name, dir_url(&w.dir), options)
             .await?;
-        self.written.push((name.to_string(), rows));
+        self.written.push((name.to_string(), w.rows));
         Ok(())
     }
 
-    /// Runs each `(name, kind)` in order.
+    /// Runs each `(name, kind)` in order, except that consecutive steps and outputs none of
+    /// which names another in its SQL run at the same time (e.g. `lead_scores` and
+    /// `lead_product_scores`, which both read `lead_activity`): a query that writes one sorted
+    /// file leaves a core idle while it writes, which the other then uses. Under
+    /// `--memory-limit` each query runs alone, so that it has the whole pool.
     pub async fn run_all(&mut self, queries: &[(&str, Kind)]) -> Result<()> {
-        for (name, kind) in queries {
-            self.run(name, *kind).await?;
+        let together = self.engine.memory_limit.is_none();
+        let mut i = 0;
+        while i < queries.len() {
+            let mut end = i + 1;
+            if together && queries[i].1 != Kind::View {
+                let mut names = vec![queries[i].0];
+                while let Some(&(next, kind)) = queries.get(end) {
+                    if kind == Kind::View {
+                        break;
+                    }
+                    let sql = self.template.expand(next, &self.source.text(next)?)?;
+                    if names.iter().any(|n| names_table(&sql, n)) {
+                        break;
+                    }
+                    names.push(next);
+                    end += 1;
+                }
+            }
+            self.run_wave(&queries[i..end]).await?;
+            i = end;
         }
         Ok(())
     }
@@ -220,6 +279,25 @@ impl<'a> Pipeline<'a> {
             .find(|(n, _)| n == name)
             .map_or(0, |(_, r)| *r)
     }
+}
+
+/// What [`Pipeline::produce`] wrote.
+struct Written {
+    dir: std::path::PathBuf,
+    schema: datafusion::arrow::datatypes::SchemaRef,
+    rows: u64,
+    partitioned: bool,
+}
+
+/// Whether `sql` names `table`: the name as a whole word (comments count too, which can only
+/// make a query wait when it need not).
+fn names_table(sql: &str, table: &str) -> bool {
+    let word = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    sql.match_indices(table).any(|(at, _)| {
+        let before = sql[..at].chars().next_back();
+        let after = sql[at + table.len()..].chars().next();
+        !before.is_some_and(word) && !after.is_some_and(word)
+    })
 }
 
 /// A history table is written one file per day and partition, so the query's final ORDER BY (a
@@ -254,4 +332,20 @@ pub fn first_count(batches: &[RecordBatch]) -> Result<u64> {
             _ => 0,
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::names_table;
+
+    #[test]
+    fn a_table_is_named_as_a_whole_word() {
+        assert!(names_table("select * from lead_scores s", "lead_scores"));
+        assert!(names_table("from lead_scores\n", "lead_scores"));
+        assert!(names_table("join lead_scores)", "lead_scores"));
+        assert!(!names_table("from lead_score_history", "lead_scores"));
+        assert!(!names_table("from my_lead_scores", "lead_scores"));
+        assert!(!names_table("from lead_scores2", "lead_scores"));
+        assert!(!names_table("from lead_activity", "lead_scores"));
+    }
 }

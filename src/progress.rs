@@ -12,7 +12,7 @@ use std::time::Duration;
 use datafusion::datasource::physical_plan::FileScanConfig;
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::physical_plan::ExecutionPlan;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// The bar template shared by every command that reads or writes events.
 pub const EVENTS_TEMPLATE: &str = "{spinner} {prefix} [{elapsed_precise}] {wide_bar} {human_pos}/{human_len} events  {rate}  ETA {eta}";
@@ -56,6 +56,8 @@ pub struct Progress {
     /// The events path as object-store locations read it (absolute, without the leading `/`).
     events_prefix: String,
     events_rows: u64,
+    /// Queries that run at the same time show one bar each, one under the other.
+    bars: MultiProgress,
 }
 
 impl Progress {
@@ -71,6 +73,7 @@ impl Progress {
             enabled,
             events_prefix: abs.to_string_lossy().trim_start_matches('/').to_string(),
             events_rows: rows,
+            bars: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
         }
     }
 
@@ -92,13 +95,16 @@ impl Progress {
             }
             bar.set_prefix(label.to_string());
             bar.set_message("running");
+            let bar = self.bars.add(bar);
             bar.enable_steady_tick(Duration::from_millis(120));
             return Watch {
                 bar: Some(bar),
                 task: None,
             };
         }
-        let bar = events_bar(self.events_rows * scans.len() as u64, label);
+        let bar = self
+            .bars
+            .add(events_bar(self.events_rows * scans.len() as u64, label));
         let ticking = bar.clone();
         let task = tokio::spawn(async move {
             loop {
