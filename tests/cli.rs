@@ -359,6 +359,21 @@ async fn usage_errors_exit_2() {
     assert_eq!(o.status.code(), Some(2));
     let o = run(&["frobnicate"], dir.path());
     assert_eq!(o.status.code(), Some(2));
+    // An object-store URL is refused, not taken as a local directory named `s3:`.
+    let o = run(&score_args("s3://bucket/scores"), dir.path());
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("s3:// URLs are not supported"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!dir.path().join("s3:").exists());
+    let mut args = score_args("out");
+    args[2] = "s3://bucket/events";
+    let o = run(&args, dir.path());
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--events"), "{}", stderr(&o));
+    assert!(!dir.path().join("out").exists());
 }
 
 #[tokio::test]
