@@ -86,7 +86,7 @@ pub struct ExecutorArgs {
     #[arg(long, value_name = "HOST")]
     pub external_host: Option<String>,
     /// Where shuffle files go (default: a temporary directory).
-    #[arg(value_parser = local_path, long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", value_parser = local_path)]
     pub work_dir: Option<PathBuf>,
     /// Seconds between the heartbeats that tell the scheduler this executor is alive; keep it
     /// well under the scheduler's --executor-timeout.
@@ -98,7 +98,7 @@ pub struct ExecutorArgs {
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// A directory of tables, as for `query`.
-    #[arg(value_parser = local_path, long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", value_parser = local_path)]
     pub tables: PathBuf,
     /// Address to listen on (loopback by default; 0.0.0.0:50051 to accept other machines).
     #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:50051")]
@@ -131,14 +131,14 @@ pub struct ReportArgs {
     /// The directory the scoring commands wrote (lead_scores is required; account_scores,
     /// lead_product_scores, stage_report, lead_score_history and model_review are used when
     /// there).
-    #[arg(value_parser = local_path, long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", value_parser = local_path)]
     pub tables: PathBuf,
     /// The HTML file to write.
-    #[arg(value_parser = local_path, long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", value_parser = local_path)]
     pub out: PathBuf,
     /// The model file the tables were scored with: marks its exact MQL threshold and orders the
     /// stages (without it, the lowest MQL score and the tally columns' order are used).
-    #[arg(value_parser = local_path, long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", value_parser = local_path)]
     pub model: Option<PathBuf>,
     /// Print nothing but errors.
     #[arg(long, short)]
@@ -150,13 +150,13 @@ pub struct ReportArgs {
 pub struct QueryArgs {
     /// A directory of tables: each subdirectory (Parquet files, hive partitions allowed, or a
     /// Delta table) is a table of that name.
-    #[arg(value_parser = local_path, long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", value_parser = local_path)]
     pub tables: PathBuf,
     /// One SELECT (or WITH ... SELECT, EXPLAIN, DESCRIBE, SHOW TABLES).
     #[arg(value_name = "SQL")]
     pub sql: String,
     /// Write the result to FILE.parquet or FILE.csv instead of printing it.
-    #[arg(value_parser = local_path, long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", value_parser = local_path)]
     pub out: Option<PathBuf>,
     /// Parallelism (default: all cores).
     #[arg(long, value_name = "N")]
@@ -185,7 +185,7 @@ pub struct GenerateArgs {
     #[arg(long, value_name = "S", default_value_t = 42)]
     pub seed: u64,
     /// Output directory (its events/ must not exist yet or be empty).
-    #[arg(value_parser = local_path, long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", value_parser = local_path)]
     pub out: PathBuf,
     /// Type of lead_id: int (Int64) or text ("L0000042").
     #[arg(long, value_name = "TYPE", default_value = "int", value_parser = parse_id_type)]
@@ -247,10 +247,10 @@ pub struct EngineArgs {
     #[arg(long, value_name = "SIZE", value_parser = parse_size_arg)]
     pub memory_limit: Option<usize>,
     /// Directory for spill files (default: the system's temporary directory).
-    #[arg(value_parser = local_path, long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", value_parser = local_path)]
     pub spill_dir: Option<PathBuf>,
     /// Run the query files of DIR (`<name>.sql`) instead of the shipped ones of the same name.
-    #[arg(value_parser = local_path, long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", value_parser = local_path)]
     pub queries: Option<PathBuf>,
     /// Print nothing but errors.
     #[arg(long, short)]
@@ -310,19 +310,19 @@ impl EngineArgs {
 #[derive(Debug, Args)]
 pub struct ScoreArgs {
     /// Events: a Parquet file or a directory of them (hive partitions allowed).
-    #[arg(value_parser = local_path, long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", value_parser = local_path)]
     pub events: Option<PathBuf>,
     /// Leads: a Parquet or CSV file with lead_id, account_id and attribute columns.
-    #[arg(value_parser = local_path, long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", value_parser = local_path)]
     pub leads: Option<PathBuf>,
     /// The model file (TOML).
-    #[arg(value_parser = local_path, long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", value_parser = local_path)]
     pub model: Option<PathBuf>,
     /// Score as of the end of this day (UTC); default: the day of the latest event.
     #[arg(long, value_name = "DATE", value_parser = parse_day)]
     pub as_of: Option<NaiveDate>,
     /// Output directory; its tables are replaced only when the whole run succeeds.
-    #[arg(value_parser = local_path, long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", value_parser = local_path)]
     pub out: Option<PathBuf>,
     /// Fail, publishing nothing, when any input row is rejected.
     #[arg(long)]
@@ -396,13 +396,13 @@ impl ScoreArgs {
 #[derive(Debug, Args)]
 pub struct BackfillArgs {
     /// Events: a Parquet file or a directory of them (hive partitions allowed).
-    #[arg(value_parser = local_path, long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", value_parser = local_path)]
     pub events: PathBuf,
     /// Leads: a Parquet or CSV file with lead_id, account_id and attribute columns.
-    #[arg(value_parser = local_path, long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", value_parser = local_path)]
     pub leads: Option<PathBuf>,
     /// The model file (TOML).
-    #[arg(value_parser = local_path, long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", value_parser = local_path)]
     pub model: PathBuf,
     /// The first snapshot day.
     #[arg(long, value_name = "DATE", value_parser = parse_day)]
@@ -414,7 +414,7 @@ pub struct BackfillArgs {
     #[arg(long, value_name = "STEP", default_value = "day", value_parser = parse_every)]
     pub every: Every,
     /// Output directory; its tables are replaced only when the whole run succeeds.
-    #[arg(value_parser = local_path, long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", value_parser = local_path)]
     pub out: PathBuf,
     /// Fail, publishing nothing, when any input row is rejected.
     #[arg(long)]
@@ -427,13 +427,13 @@ pub struct BackfillArgs {
 #[derive(Debug, Args)]
 pub struct WeightsArgs {
     /// Events: a Parquet file or a directory of them (hive partitions allowed).
-    #[arg(value_parser = local_path, long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", value_parser = local_path)]
     pub events: PathBuf,
     /// Outcomes: a Parquet or CSV file with lead_id and opportunity_at.
-    #[arg(value_parser = local_path, long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", value_parser = local_path)]
     pub outcomes: PathBuf,
     /// The model file (TOML) whose rules judge the events and whose points are revised.
-    #[arg(value_parser = local_path, long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", value_parser = local_path)]
     pub model: PathBuf,
     /// Only leads whose opportunity_at is on or after this day count as converted.
     #[arg(long, value_name = "DATE", value_parser = parse_day)]
@@ -445,7 +445,7 @@ pub struct WeightsArgs {
     #[arg(long, value_name = "DATE", value_parser = parse_day)]
     pub today: Option<NaiveDate>,
     /// Output directory; its tables are replaced only when the whole run succeeds.
-    #[arg(value_parser = local_path, long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", value_parser = local_path)]
     pub out: PathBuf,
     /// Fail, publishing nothing, when any input row is rejected.
     #[arg(long)]
@@ -479,16 +479,16 @@ impl WeightsArgs {
 #[derive(Debug, Args)]
 pub struct ReviewArgs {
     /// Events: a Parquet file or a directory of them (hive partitions allowed).
-    #[arg(value_parser = local_path, long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", value_parser = local_path)]
     pub events: PathBuf,
     /// Leads: a Parquet or CSV file with lead_id, account_id and attribute columns.
-    #[arg(value_parser = local_path, long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", value_parser = local_path)]
     pub leads: Option<PathBuf>,
     /// Outcomes: a Parquet or CSV file with lead_id and opportunity_at.
-    #[arg(value_parser = local_path, long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", value_parser = local_path)]
     pub outcomes: PathBuf,
     /// A model file (TOML); repeat to compare versions side by side, in this order.
-    #[arg(value_parser = local_path, long, value_name = "FILE", required = true)]
+    #[arg(long, value_name = "FILE", required = true, value_parser = local_path)]
     pub model: Vec<PathBuf>,
     /// The window's first day (default: the start of the data).
     #[arg(long, value_name = "DATE", value_parser = parse_day)]
@@ -504,7 +504,7 @@ pub struct ReviewArgs {
     #[arg(long, value_name = "DATE", value_parser = parse_day)]
     pub today: Option<NaiveDate>,
     /// Output directory; its tables are replaced only when the whole run succeeds.
-    #[arg(value_parser = local_path, long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", value_parser = local_path)]
     pub out: PathBuf,
     #[command(flatten)]
     pub engine: EngineArgs,
