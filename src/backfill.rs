@@ -113,7 +113,7 @@ pub async fn backfill(opts: &BackfillOptions) -> Result<BackfillSummary> {
     )
     .await?;
     crate::delta::check_targets(&opts.out, BACKFILL_TABLES, opts.engine.format)?;
-    let staging = Staging::new(&opts.out)?;
+    let staging = Staging::new(&opts.out).await?;
     let mut pipeline = inputs.pipeline(
         &staging,
         opts.queries.as_deref(),

@@ -310,10 +310,10 @@ impl EngineArgs {
 #[derive(Debug, Args)]
 pub struct ScoreArgs {
     /// Events: a Parquet file or a directory of them (hive partitions allowed).
-    #[arg(long, value_name = "PATH", value_parser = local_path)]
+    #[arg(long, value_name = "PATH", value_parser = data_path)]
     pub events: Option<PathBuf>,
     /// Leads: a Parquet or CSV file with lead_id, account_id and attribute columns.
-    #[arg(long, value_name = "PATH", value_parser = local_path)]
+    #[arg(long, value_name = "PATH", value_parser = data_path)]
     pub leads: Option<PathBuf>,
     /// The model file (TOML).
     #[arg(long, value_name = "FILE", value_parser = local_path)]
@@ -322,7 +322,7 @@ pub struct ScoreArgs {
     #[arg(long, value_name = "DATE", value_parser = parse_day)]
     pub as_of: Option<NaiveDate>,
     /// Output directory; its tables are replaced only when the whole run succeeds.
-    #[arg(long, value_name = "DIR", value_parser = local_path)]
+    #[arg(long, value_name = "DIR", value_parser = data_path)]
     pub out: Option<PathBuf>,
     /// Fail, publishing nothing, when any input row is rejected.
     #[arg(long)]
@@ -396,10 +396,10 @@ impl ScoreArgs {
 #[derive(Debug, Args)]
 pub struct BackfillArgs {
     /// Events: a Parquet file or a directory of them (hive partitions allowed).
-    #[arg(long, value_name = "PATH", value_parser = local_path)]
+    #[arg(long, value_name = "PATH", value_parser = data_path)]
     pub events: PathBuf,
     /// Leads: a Parquet or CSV file with lead_id, account_id and attribute columns.
-    #[arg(long, value_name = "PATH", value_parser = local_path)]
+    #[arg(long, value_name = "PATH", value_parser = data_path)]
     pub leads: Option<PathBuf>,
     /// The model file (TOML).
     #[arg(long, value_name = "FILE", value_parser = local_path)]
@@ -414,7 +414,7 @@ pub struct BackfillArgs {
     #[arg(long, value_name = "STEP", default_value = "day", value_parser = parse_every)]
     pub every: Every,
     /// Output directory; its tables are replaced only when the whole run succeeds.
-    #[arg(long, value_name = "DIR", value_parser = local_path)]
+    #[arg(long, value_name = "DIR", value_parser = data_path)]
     pub out: PathBuf,
     /// Fail, publishing nothing, when any input row is rejected.
     #[arg(long)]
@@ -427,10 +427,10 @@ pub struct BackfillArgs {
 #[derive(Debug, Args)]
 pub struct WeightsArgs {
     /// Events: a Parquet file or a directory of them (hive partitions allowed).
-    #[arg(long, value_name = "PATH", value_parser = local_path)]
+    #[arg(long, value_name = "PATH", value_parser = data_path)]
     pub events: PathBuf,
     /// Outcomes: a Parquet or CSV file with lead_id and opportunity_at.
-    #[arg(long, value_name = "PATH", value_parser = local_path)]
+    #[arg(long, value_name = "PATH", value_parser = data_path)]
     pub outcomes: PathBuf,
     /// The model file (TOML) whose rules judge the events and whose points are revised.
     #[arg(long, value_name = "FILE", value_parser = local_path)]
@@ -445,7 +445,7 @@ pub struct WeightsArgs {
     #[arg(long, value_name = "DATE", value_parser = parse_day)]
     pub today: Option<NaiveDate>,
     /// Output directory; its tables are replaced only when the whole run succeeds.
-    #[arg(long, value_name = "DIR", value_parser = local_path)]
+    #[arg(long, value_name = "DIR", value_parser = data_path)]
     pub out: PathBuf,
     /// Fail, publishing nothing, when any input row is rejected.
     #[arg(long)]
@@ -479,13 +479,13 @@ impl WeightsArgs {
 #[derive(Debug, Args)]
 pub struct ReviewArgs {
     /// Events: a Parquet file or a directory of them (hive partitions allowed).
-    #[arg(long, value_name = "PATH", value_parser = local_path)]
+    #[arg(long, value_name = "PATH", value_parser = data_path)]
     pub events: PathBuf,
     /// Leads: a Parquet or CSV file with lead_id, account_id and attribute columns.
-    #[arg(long, value_name = "PATH", value_parser = local_path)]
+    #[arg(long, value_name = "PATH", value_parser = data_path)]
     pub leads: Option<PathBuf>,
     /// Outcomes: a Parquet or CSV file with lead_id and opportunity_at.
-    #[arg(long, value_name = "PATH", value_parser = local_path)]
+    #[arg(long, value_name = "PATH", value_parser = data_path)]
     pub outcomes: PathBuf,
     /// A model file (TOML); repeat to compare versions side by side, in this order.
     #[arg(long, value_name = "FILE", required = true, value_parser = local_path)]
@@ -504,7 +504,7 @@ pub struct ReviewArgs {
     #[arg(long, value_name = "DATE", value_parser = parse_day)]
     pub today: Option<NaiveDate>,
     /// Output directory; its tables are replaced only when the whole run succeeds.
-    #[arg(long, value_name = "DIR", value_parser = local_path)]
+    #[arg(long, value_name = "DIR", value_parser = data_path)]
     pub out: PathBuf,
     #[command(flatten)]
     pub engine: EngineArgs,
@@ -992,6 +992,23 @@ pub async fn run(cli: Cli) -> Result<()> {
     }
 }
 
+/// An input or `--out` of the scoring commands: a local (or mounted) path, or an `s3://` URL
+/// (see `storage`); other schemes are refused.
+fn data_path(value: &str) -> std::result::Result<PathBuf, String> {
+    match value.split_once("://") {
+        Some((scheme, _)) if crate::storage::SCHEMES.contains(&scheme) => {
+            crate::storage::url_of(std::path::Path::new(value))
+                .filter(|u| u.host_str().is_some_and(|h| !h.is_empty()))
+                .map(|_| PathBuf::from(value))
+                .ok_or_else(|| format!("{value:?} is not a valid URL: use {scheme}://BUCKET/KEY"))
+        }
+        Some((scheme, _)) => local_path(value).map_err(|_| {
+            format!("{scheme}:// URLs are not supported: use s3://BUCKET/KEY or a local path")
+        }),
+        None => Ok(PathBuf::from(value)),
+    }
+}
+
 /// A path flag's value: a local (or mounted) path. Object-store URLs such as `s3://bucket/key`
 /// are refused with a pointer to what works, rather than taken as a directory named `s3:`.
 fn local_path(value: &str) -> std::result::Result<PathBuf, String> {
@@ -1003,8 +1020,8 @@ fn local_path(value: &str) -> std::result::Result<PathBuf, String> {
                     .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')) =>
         {
             Err(format!(
-                "{scheme}:// URLs are not supported yet: give a path on a local or shared \
-                 filesystem (a bucket can be mounted, e.g. with a FUSE driver; see docs/cluster.md)"
+                "{scheme}:// URLs are not supported here: give a local path (the scoring \
+                 commands' inputs and --out take s3:// URLs; see docs/cluster.md)"
             ))
         }
         _ => Ok(PathBuf::from(value)),

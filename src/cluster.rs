@@ -12,12 +12,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use ballista::prelude::SessionContextExt;
+use ballista_core::RuntimeProducer;
 use ballista_core::registry::BallistaFunctionRegistry;
 use ballista_executor::executor_process::{ExecutorProcessConfig, start_executor_process};
 use ballista_scheduler::cluster::BallistaCluster;
 use ballista_scheduler::config::SchedulerConfig;
 use ballista_scheduler::scheduler_process::start_server;
 use datafusion::execution::SessionStateBuilder;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::session_state::SessionState;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
@@ -55,9 +57,14 @@ impl std::str::FromStr for Cluster {
 }
 
 /// A session state with DataFusion's defaults and every leadscore function.
+/// Object-store URLs resolve through this process's registry (see `storage`).
 fn state_with_functions(config: SessionConfig) -> datafusion::common::Result<SessionState> {
+    let runtime = RuntimeEnvBuilder::new()
+        .with_object_store_registry(crate::storage::registry())
+        .build_arc()?;
     let mut state = SessionStateBuilder::new()
         .with_config(config)
+        .with_runtime_env(runtime)
         .with_default_features()
         .build();
     crate::udf::register_all(&mut state)
@@ -157,6 +164,25 @@ pub async fn run_executor(opts: &ExecutorOptions) -> Result<()> {
         ))
     })?;
     let state = state_with_functions(SessionConfig::new())?;
+    // Shuffle and spill files go to the work directory (a temporary one, removed when the
+    // process ends, unless --work-dir says where).
+    let (work_dir, scratch) = match &opts.work_dir {
+        Some(dir) => (dir.clone(), None),
+        None => {
+            let temp = tempfile::Builder::new()
+                .prefix("leadscore-executor-")
+                .tempdir()
+                .map_err(|e| Error::io("creating the executor's work directory", e))?;
+            (temp.path().to_string_lossy().to_string(), Some(temp))
+        }
+    };
+    let spill_dir = work_dir.clone();
+    let runtime: RuntimeProducer = Arc::new(move |_| {
+        RuntimeEnvBuilder::new()
+            .with_temp_file_path(spill_dir.clone())
+            .with_object_store_registry(crate::storage::registry())
+            .build_arc()
+    });
     let config = ExecutorProcessConfig {
         bind_host: opts.bind.ip().to_string(),
         port: opts.bind.port(),
@@ -167,14 +193,17 @@ pub async fn run_executor(opts: &ExecutorOptions) -> Result<()> {
         scheduler_host: host.to_string(),
         scheduler_port,
         vcores: opts.slots,
-        work_dir: opts.work_dir.clone(),
+        work_dir: Some(work_dir),
         override_function_registry: Some(Arc::new(BallistaFunctionRegistry::from(&state))),
+        override_runtime_producer: Some(runtime),
         executor_heartbeat_interval_seconds: opts.heartbeat,
         ..ExecutorProcessConfig::default()
     };
-    start_executor_process(Arc::new(config))
+    let stopped = start_executor_process(Arc::new(config))
         .await
-        .map_err(|e| Error::Config(format!("the executor stopped: {e}")))
+        .map_err(|e| Error::Config(format!("the executor stopped: {e}")));
+    drop(scratch);
+    stopped
 }
 
 #[cfg(test)]

@@ -98,7 +98,9 @@ pub fn session(options: &EngineOptions) -> Result<SessionContext> {
         )),
         None => Arc::new(UnboundedMemoryPool::default()),
     };
-    let mut runtime = RuntimeEnvBuilder::new().with_memory_pool(Arc::new(MeteredPool::new(pool)));
+    let mut runtime = RuntimeEnvBuilder::new()
+        .with_memory_pool(Arc::new(MeteredPool::new(pool)))
+        .with_object_store_registry(crate::storage::registry());
     if let Some(dir) = &options.spill_dir {
         runtime = runtime.with_disk_manager_builder(
             DiskManagerBuilder::default()

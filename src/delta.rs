@@ -54,6 +54,17 @@ impl std::str::FromStr for Format {
 /// Refuses, before anything runs, to replace a Delta table in `out` by a Parquet directory
 /// (which would throw away its history).
 pub fn check_targets(out: &Path, tables: &[&str], format: Format) -> Result<()> {
+    if crate::storage::is_remote(out) {
+        // An object store's Delta tables are found when publishing (their log is listed then).
+        return match format {
+            Format::Parquet => Ok(()),
+            Format::Delta => Err(Error::Usage(format!(
+                "--format delta needs a local --out (or a mounted bucket); {} is an object-store \
+                 URL, where leadscore writes Parquet tables",
+                out.display()
+            ))),
+        };
+    }
     if format == Format::Delta {
         return Ok(());
     }
@@ -80,7 +91,7 @@ pub async fn publish(
     format: Format,
 ) -> Result<()> {
     if format == Format::Parquet {
-        return staging.publish_with(tables, optional);
+        return staging.publish_anywhere(tables, optional).await;
     }
     let mut fresh = Vec::new();
     let mut existing = Vec::new();

@@ -17,8 +17,10 @@ use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::ListingOptions;
 use datafusion::prelude::*;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::parquet_to_arrow_schema;
 
 use crate::error::{Error, Result};
+use crate::storage::{Remote, is_remote};
 use crate::udf::lead_fold::utc_micros;
 
 /// Whether ids are numbers or text.
@@ -65,8 +67,10 @@ pub struct EventFile {
 /// What we learned about the events input before running anything.
 #[derive(Clone, Debug)]
 pub struct EventsInput {
-    /// The path the user gave (a file or a directory).
+    /// The path the user gave (a file or a directory, local or an object-store URL).
     pub path: PathBuf,
+    /// Whether `path` is a directory (a key prefix, in an object store).
+    pub dir: bool,
     pub files: Vec<EventFile>,
     /// Hive partition keys, outermost first (`month=2026-01/...` gives `month`).
     pub partition_keys: Vec<String>,
@@ -88,12 +92,39 @@ fn is_text(t: &DataType) -> bool {
 }
 
 /// Lists the data files under `path` (a file, or a directory walked recursively; names starting
-/// with `.` or `_` are skipped, like Spark's `_SUCCESS` and checksum files).
-fn list_files(path: &Path) -> Result<Vec<PathBuf>> {
+/// with `.` or `_` are skipped, like Spark's `_SUCCESS` and checksum files), and says whether
+/// `path` is a directory. `path` may be an object-store URL (a key prefix is a directory).
+async fn list_files(path: &Path) -> Result<(Vec<PathBuf>, bool)> {
+    let cannot = |e: Error| Error::input(path, format!("cannot read the events input: {e}"));
+    if is_remote(path) {
+        let remote = Remote::of(path)?;
+        if remote.object().await.map_err(cannot)?.is_some() {
+            return Ok((vec![path.to_path_buf()], false));
+        }
+        let mut files = Vec::new();
+        for meta in remote.list().await.map_err(cannot)? {
+            let hidden = meta
+                .location
+                .prefix_match(&remote.key)
+                .is_some_and(|mut parts| {
+                    parts.any(|p| p.as_ref().starts_with('.') || p.as_ref().starts_with('_'))
+                });
+            if !hidden {
+                files.push(remote.at(meta.location).path());
+            }
+        }
+        if files.is_empty() {
+            return Err(Error::input(
+                path,
+                "cannot read the events input: no such object, and no Parquet files under it",
+            ));
+        }
+        return Ok((files, true));
+    }
     let meta = std::fs::metadata(path)
         .map_err(|e| Error::input(path, format!("cannot read the events input: {e}")))?;
     if meta.is_file() {
-        return Ok(vec![path.to_path_buf()]);
+        return Ok((vec![path.to_path_buf()], false));
     }
     let mut files = Vec::new();
     let mut dirs = vec![path.to_path_buf()];
@@ -117,7 +148,29 @@ fn list_files(path: &Path) -> Result<Vec<PathBuf>> {
     if files.is_empty() {
         return Err(Error::input(path, "no Parquet files in this directory"));
     }
-    Ok(files)
+    Ok((files, true))
+}
+
+/// Whether the side input at `path` (a file or a directory, local or in an object store) is a
+/// directory; an error when it does not exist.
+async fn is_dir(path: &Path) -> Result<bool> {
+    if is_remote(path) {
+        let remote = Remote::of(path)?;
+        let cannot = |e: Error| Error::input(path, format!("cannot read: {e}"));
+        if remote.object().await.map_err(cannot)?.is_some() {
+            return Ok(false);
+        }
+        if remote.exists().await.map_err(cannot)? {
+            return Ok(true);
+        }
+        return Err(Error::input(
+            path,
+            "cannot read: no such object, and nothing under it",
+        ));
+    }
+    let meta =
+        std::fs::metadata(path).map_err(|e| Error::input(path, format!("cannot read: {e}")))?;
+    Ok(meta.is_dir())
 }
 
 /// The `key=value` directory names between `root` and `file`.
@@ -136,30 +189,39 @@ fn partition_keys_of(root: &Path, file: &Path) -> Vec<String> {
 }
 
 /// Reads one file's footer: its Arrow schema and row count.
-fn footer(path: &Path) -> Result<(SchemaRef, u64)> {
+async fn footer(path: &Path) -> Result<(SchemaRef, u64)> {
+    let not_parquet =
+        |e: parquet::errors::ParquetError| Error::input(path, format!("not a Parquet file ({e})"));
+    if is_remote(path) {
+        let metadata = Remote::of(path)?.parquet_metadata().await?;
+        let meta = metadata.file_metadata();
+        let schema = parquet_to_arrow_schema(meta.schema_descr(), meta.key_value_metadata())
+            .map_err(not_parquet)?;
+        return Ok((Arc::new(schema), meta.num_rows().max(0) as u64));
+    }
     let file = File::open(path).map_err(|e| Error::input(path, format!("cannot open: {e}")))?;
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file)
-        .map_err(|e| Error::input(path, format!("not a Parquet file ({e})")))?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(not_parquet)?;
     let rows = builder.metadata().file_metadata().num_rows().max(0) as u64;
     Ok((builder.schema().clone(), rows))
 }
 
 /// Finds and checks the events input: every file must be Parquet and carry `lead_id`, `ts` and
 /// `action` (or get them from a hive partition key) with usable types.
-pub fn inspect_events(path: &Path) -> Result<EventsInput> {
-    let paths = list_files(path)?;
-    let root = if path.is_dir() {
+pub async fn inspect_events(path: &Path) -> Result<EventsInput> {
+    let (paths, dir) = list_files(path).await?;
+    let root = if dir {
         path
     } else {
         path.parent().unwrap_or(path)
     };
-    let partition_keys = if path.is_dir() {
+    let partition_keys = if dir {
         partition_keys_of(root, &paths[0])
     } else {
         Vec::new()
     };
     let mut input = EventsInput {
         path: path.to_path_buf(),
+        dir,
         files: Vec::new(),
         partition_keys: partition_keys.clone(),
         lead_id: IdKind::Text,
@@ -175,7 +237,7 @@ pub fn inspect_events(path: &Path) -> Result<EventsInput> {
         .then(|| (IdKind::Text, path.to_path_buf()));
 
     for p in paths {
-        if path.is_dir() && partition_keys_of(root, &p) != partition_keys {
+        if dir && partition_keys_of(root, &p) != partition_keys {
             return Err(Error::input(
                 &p,
                 format!(
@@ -188,13 +250,13 @@ pub fn inspect_events(path: &Path) -> Result<EventsInput> {
                 ),
             ));
         }
-        if path.is_dir() && p.extension().is_none_or(|e| e != "parquet") {
+        if dir && p.extension().is_none_or(|e| e != "parquet") {
             return Err(Error::input(
                 &p,
                 "not a Parquet file: files in an events directory must end in .parquet",
             ));
         }
-        let (schema, rows) = footer(&p)?;
+        let (schema, rows) = footer(&p).await?;
         let column = |name: &str| {
             schema
                 .field_with_name(name)
@@ -320,7 +382,7 @@ pub async fn register_events(ctx: &SessionContext, input: &EventsInput) -> Resul
         .map(|k| (k.clone(), DataType::Utf8))
         .collect();
 
-    let (table_path, extension) = if input.path.is_dir() {
+    let (table_path, extension) = if input.dir {
         (dir_url(&input.path), ".parquet".to_string())
     } else {
         (file_url(&input.path), String::new())
@@ -341,16 +403,21 @@ pub async fn register_events(ctx: &SessionContext, input: &EventsInput) -> Resul
     Ok(())
 }
 
+/// The URL DataFusion reads directory `path` by (a trailing `/` marks it as a directory): an
+/// object-store URL as given, a local path made absolute.
 pub(crate) fn dir_url(path: &Path) -> String {
-    let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
-    let mut s = abs.to_string_lossy().to_string();
+    let mut s = file_url(path);
     if !s.ends_with('/') {
         s.push('/');
     }
     s
 }
 
+/// The URL DataFusion reads file `path` by.
 fn file_url(path: &Path) -> String {
+    if is_remote(path) {
+        return path.to_string_lossy().to_string();
+    }
     std::path::absolute(path)
         .unwrap_or_else(|_| path.to_path_buf())
         .to_string_lossy()
@@ -365,8 +432,7 @@ async fn register_side_table(
     path: &Path,
     required: &[&str],
 ) -> Result<Vec<String>> {
-    let meta =
-        std::fs::metadata(path).map_err(|e| Error::input(path, format!("cannot read: {e}")))?;
+    let dir = is_dir(path).await?;
     let is_csv = path
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
@@ -393,10 +459,10 @@ async fn register_side_table(
             .await
             .map_err(cannot)?;
     } else {
-        if meta.is_file() {
-            footer(path)?;
+        if !dir {
+            footer(path).await?;
         }
-        let (url, ext) = if meta.is_dir() {
+        let (url, ext) = if dir {
             (dir_url(path), ".parquet")
         } else {
             (file_url(path), "")

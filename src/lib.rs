@@ -27,6 +27,7 @@ pub mod report;
 pub mod review;
 pub mod score;
 pub mod serve;
+pub mod storage;
 pub mod tables;
 pub mod udf;
 pub mod weights;

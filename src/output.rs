@@ -17,6 +17,7 @@ use parquet::file::properties::WriterProperties;
 use parquet::schema::types::ColumnPath;
 
 use crate::error::{Error, Result};
+use crate::storage::{Remote, is_remote};
 
 /// How hard to compress a table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,34 +32,92 @@ pub enum Packing {
 #[derive(Debug)]
 pub struct Staging {
     out: PathBuf,
+    /// Where tables and steps are written (for an object-store `--out`, a local temporary
+    /// directory whose contents are uploaded as they are finished).
     dir: PathBuf,
+    remote: Option<RemoteStaging>,
     created_out: bool,
     done: bool,
 }
 
+/// The object-store side of a run's staging area.
+#[derive(Debug)]
+struct RemoteStaging {
+    out: Remote,
+    /// `--out`'s key plus the staging directory's name.
+    dir: Remote,
+    /// Holds the local directory tables are written into before they are uploaded.
+    _local: tempfile::TempDir,
+}
+
 impl Staging {
-    /// Creates `out` if needed and a fresh staging directory inside it.
-    pub fn new(out: &Path) -> Result<Staging> {
+    /// Creates `out` if needed and a fresh staging directory inside it. For an object-store
+    /// `--out` (`s3://…`), tables are written into a local temporary directory first (under
+    /// `TMPDIR`) and uploaded into the staging prefix inside `out`.
+    pub async fn new(out: &Path) -> Result<Staging> {
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let name = format!(
+            "{STAGING_PREFIX}{}-{}-{stamp}",
+            host_name(),
+            std::process::id()
+        );
+        if is_remote(out) {
+            let remote_out = Remote::of(out)?;
+            clear_abandoned_remote(&remote_out).await?;
+            let local = tempfile::Builder::new()
+                .prefix(STAGING_PREFIX)
+                .tempdir()
+                .map_err(|e| Error::io("creating a local staging directory", e))?;
+            return Ok(Staging {
+                out: out.to_path_buf(),
+                dir: local.path().to_path_buf(),
+                remote: Some(RemoteStaging {
+                    dir: remote_out.child(&name),
+                    out: remote_out,
+                    _local: local,
+                }),
+                created_out: false,
+                done: false,
+            });
+        }
         let created_out = !out.exists();
         std::fs::create_dir_all(out)
             .map_err(|e| Error::io(format!("creating {}", out.display()), e))?;
         clear_abandoned(out);
-        let stamp = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        let dir = out.join(format!(
-            "{STAGING_PREFIX}{}-{}-{stamp}",
-            host_name(),
-            std::process::id()
-        ));
+        let dir = out.join(name);
         std::fs::create_dir_all(&dir)
             .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
         Ok(Staging {
             out: out.to_path_buf(),
             dir,
+            remote: None,
             created_out,
             done: false,
         })
+    }
+
+    /// Whether `--out` is in an object store.
+    pub fn is_remote(&self) -> bool {
+        self.remote.is_some()
+    }
+
+    /// Makes the table or step just written into `dir` (a [`Staging::table_dir`] or
+    /// [`Staging::step_dir`], or a file staged there) readable by the queries after it and ready
+    /// to publish, wherever they run, and returns where they read it: `dir` itself, or for an
+    /// object-store `--out` its uploaded copy.
+    pub async fn ship(&self, dir: &Path) -> Result<PathBuf> {
+        let Some(remote) = &self.remote else {
+            return Ok(dir.to_path_buf());
+        };
+        let rel = dir.strip_prefix(&self.dir).unwrap_or(dir);
+        let mut target = remote.dir.clone();
+        for part in rel.components() {
+            target = target.child(&part.as_os_str().to_string_lossy());
+        }
+        target.upload(dir).await?;
+        Ok(target.path())
     }
 
     /// The output directory.
@@ -126,6 +185,81 @@ impl Staging {
     }
 }
 
+impl Staging {
+    /// [`Staging::publish_with`] for an object-store `--out`: every object of a previous table
+    /// is moved aside into the staging prefix, then the new table's objects are moved in (each
+    /// move a copy and a delete, as object stores have no rename). A failure puts the previous
+    /// tables back. Unlike a rename on a filesystem this is not atomic: while a table is being
+    /// replaced, a reader may find it missing or partly copied.
+    async fn publish_remote(mut self, tables: &[&str], optional: &[&str]) -> Result<()> {
+        let Some(remote) = self.remote.as_ref() else {
+            return Err(Error::Config(
+                "the staging area is not in an object store".into(),
+            ));
+        };
+        for &name in tables.iter().chain(optional) {
+            if remote.out.child(name).child("_delta_log").exists().await? {
+                return Err(Error::Config(format!(
+                    "{} is a Delta table: leadscore writes Delta tables only to a local --out, \
+                     so it would be replaced by Parquet files; remove it or choose another --out",
+                    remote.out.child(name).path().display()
+                )));
+            }
+        }
+        let previous = remote.dir.child("_previous");
+        let mut moved: Vec<(&str, bool)> = Vec::new();
+        let mut result = Ok(());
+        for &name in tables.iter().chain(optional) {
+            let target = remote.out.child(name);
+            let step = async {
+                let had = target.exists().await?;
+                if had {
+                    target.move_to(&previous.child(name)).await?;
+                }
+                Ok::<bool, Error>(had)
+            };
+            match step.await {
+                Ok(had) => moved.push((name, had)),
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+            if optional.contains(&name) && !self.table_dir(name).exists() {
+                continue;
+            }
+            if let Err(e) = remote.dir.child(name).move_to(&target).await {
+                result = Err(e);
+                break;
+            }
+        }
+        if let Err(e) = result {
+            // Put back what was there before, so the output stays as it was.
+            for (name, had) in moved.into_iter().rev() {
+                let target = remote.out.child(name);
+                let _ = target.move_to(&remote.dir.child(name)).await;
+                if had {
+                    let _ = previous.child(name).move_to(&target).await;
+                }
+            }
+            return Err(e);
+        }
+        let _ = remote.dir.delete_all().await;
+        self.done = true;
+        Ok(())
+    }
+
+    /// Publishes the staged `tables` and `optional` ones (see [`Staging::publish_with`]),
+    /// wherever `--out` is.
+    pub async fn publish_anywhere(self, tables: &[&str], optional: &[&str]) -> Result<()> {
+        if self.is_remote() {
+            self.publish_remote(tables, optional).await
+        } else {
+            self.publish_with(tables, optional)
+        }
+    }
+}
+
 /// Staging directories are named `.leadscore-staging-HOST-PID-STAMP`.
 const STAGING_PREFIX: &str = ".leadscore-staging-";
 
@@ -174,6 +308,23 @@ fn alive(pid: u32) -> bool {
     }
 }
 
+/// Whether the entry `name` of `--out` is the staging directory of a run of this machine that
+/// is no longer running.
+fn abandoned(name: &str) -> bool {
+    let Some(rest) = name.strip_prefix(STAGING_PREFIX) else {
+        return false;
+    };
+    let mut parts = rest.rsplitn(3, '-');
+    let (Some(_stamp), Some(pid), Some(its_host)) = (parts.next(), parts.next(), parts.next())
+    else {
+        return false;
+    };
+    let Ok(pid) = pid.parse::<u32>() else {
+        return false;
+    };
+    its_host == host_name() && !alive(pid)
+}
+
 /// Removes what killed runs of this machine left in `out`: their staging directories. A run
 /// killed while publishing may have moved a previous table aside without putting the new one in
 /// place; such a table is moved back first, so `--out` holds the previous output again. Runs of
@@ -182,21 +333,8 @@ fn clear_abandoned(out: &Path) {
     let Ok(entries) = std::fs::read_dir(out) else {
         return;
     };
-    let host = host_name();
     for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().to_string();
-        let Some(rest) = name.strip_prefix(STAGING_PREFIX) else {
-            continue;
-        };
-        let mut parts = rest.rsplitn(3, '-');
-        let (Some(_stamp), Some(pid), Some(its_host)) = (parts.next(), parts.next(), parts.next())
-        else {
-            continue;
-        };
-        let Ok(pid) = pid.parse::<u32>() else {
-            continue;
-        };
-        if its_host != host || alive(pid) {
+        if !abandoned(&entry.file_name().to_string_lossy()) {
             continue;
         }
         let dir = entry.path();
@@ -212,8 +350,39 @@ fn clear_abandoned(out: &Path) {
     }
 }
 
+/// [`clear_abandoned`] for an object-store `--out`. Failing to list `out` is an error (a missing
+/// bucket, no credentials), found before anything runs.
+async fn clear_abandoned_remote(out: &Remote) -> Result<()> {
+    let names = out.subdirectories().await?;
+    for name in names.iter().filter(|n| abandoned(n)) {
+        let dir = out.child(name);
+        let previous = dir.child("_previous");
+        for table in previous.subdirectories().await.unwrap_or_default() {
+            let target = out.child(&table);
+            if !target.exists().await.unwrap_or(true) {
+                let _ = previous.child(&table).move_to(&target).await;
+            }
+        }
+        let _ = dir.delete_all().await;
+    }
+    Ok(())
+}
+
 impl Drop for Staging {
     fn drop(&mut self) {
+        if let Some(remote) = self.remote.as_ref().filter(|_| !self.done) {
+            // Deleting objects needs the runtime; without a multi-threaded one to block on, the
+            // next run on this machine removes them (`clear_abandoned_remote`).
+            if let Ok(handle) = tokio::runtime::Handle::try_current()
+                && handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread
+            {
+                let dir = remote.dir.clone();
+                tokio::task::block_in_place(|| {
+                    let _ = handle.block_on(dir.delete_all());
+                });
+            }
+            return;
+        }
         if !self.done {
             let _ = std::fs::remove_dir_all(&self.dir);
             if self.created_out {
@@ -617,8 +786,8 @@ pub async fn write_parquet(
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_killed_runs_staging_is_cleared_and_a_table_it_moved_aside_put_back() {
+    #[tokio::test]
+    async fn a_killed_runs_staging_is_cleared_and_a_table_it_moved_aside_put_back() {
         let out = tempfile::tempdir().unwrap();
         let out = out.path();
         // A process that has ended: its pid is free.
@@ -641,7 +810,7 @@ mod tests {
         std::fs::create_dir_all(&running).unwrap();
         std::fs::create_dir_all(&other).unwrap();
 
-        let staging = Staging::new(out).unwrap();
+        let staging = Staging::new(out).await.unwrap();
         assert!(!killed.exists());
         assert_eq!(
             std::fs::read(out.join("lead_scores/part-0.parquet")).unwrap(),
@@ -655,6 +824,107 @@ mod tests {
         drop(staging);
         assert!(running.exists() && other.exists());
     }
+
+    /// The objects of bucket `bucket` (an in-memory store), key to contents.
+    async fn objects(bucket: &str) -> Vec<(String, Vec<u8>)> {
+        use object_store::ObjectStoreExt;
+        let remote = Remote::of(Path::new(&format!("s3://{bucket}"))).unwrap();
+        let mut all = Vec::new();
+        for meta in remote.list().await.unwrap() {
+            let bytes = remote.store.get(&meta.location).await;
+            let bytes = bytes.unwrap().bytes().await.unwrap().to_vec();
+            all.push((meta.location.to_string(), bytes));
+        }
+        all
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_object_store_out_is_staged_published_and_cleared_like_a_directory() {
+        use datafusion::execution::object_store::ObjectStoreRegistry;
+        use object_store::ObjectStoreExt;
+        let bucket = "staging-unit-test";
+        let url = url::Url::parse(&format!("s3://{bucket}")).unwrap();
+        let store = Arc::new(object_store::memory::InMemory::new());
+        crate::storage::registry().register_store(&url, store.clone());
+        let put = |key: &str, bytes: &'static [u8]| {
+            let store = store.clone();
+            let key = object_store::path::Path::from(key);
+            async move { store.put(&key, bytes.into()).await.unwrap() }
+        };
+        // Left by a run of this machine killed mid-publish, like the directory case above.
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let killed = format!("out/{STAGING_PREFIX}{}-{dead}-1", host_name());
+        put(
+            &format!("{killed}/_previous/lead_scores/part-0.parquet"),
+            b"old",
+        )
+        .await;
+        put(&format!("{killed}/_steps/keys/part-0.parquet"), b"step").await;
+        put("out/rejects/part-0.parquet", b"old rejects").await;
+        put("out/notes.txt", b"kept").await;
+
+        let out = PathBuf::from(format!("s3://{bucket}/out"));
+        let staging = Staging::new(&out).await.unwrap();
+        assert!(staging.is_remote());
+        assert_eq!(
+            objects(bucket).await,
+            vec![
+                ("out/lead_scores/part-0.parquet".into(), b"old".to_vec()),
+                ("out/notes.txt".into(), b"kept".to_vec()),
+                ("out/rejects/part-0.parquet".into(), b"old rejects".to_vec()),
+            ]
+        );
+
+        // Tables are written locally, shipped (read back from the bucket), then published.
+        for (name, bytes) in [("lead_scores", "new scores"), ("rejects", "new rejects")] {
+            let dir = staging.table_dir(name).join("as_of=2026-01-01");
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join("part-0.parquet"), bytes).unwrap();
+            let shipped = staging.ship(&staging.table_dir(name)).await.unwrap();
+            assert!(
+                shipped
+                    .to_string_lossy()
+                    .starts_with("s3://staging-unit-test/out/.leadscore")
+            );
+        }
+        std::fs::write(staging.table_dir("proposed.toml"), "x = 1").unwrap();
+        staging
+            .ship(&staging.table_dir("proposed.toml"))
+            .await
+            .unwrap();
+        staging
+            .publish_anywhere(&["lead_scores", "rejects"], &["proposed.toml", "absent"])
+            .await
+            .unwrap();
+        assert_eq!(
+            objects(bucket).await,
+            vec![
+                (
+                    "out/lead_scores/as_of=2026-01-01/part-0.parquet".into(),
+                    b"new scores".to_vec()
+                ),
+                ("out/notes.txt".into(), b"kept".to_vec()),
+                ("out/proposed.toml".into(), b"x = 1".to_vec()),
+                (
+                    "out/rejects/as_of=2026-01-01/part-0.parquet".into(),
+                    b"new rejects".to_vec()
+                ),
+            ]
+        );
+
+        // A run that ends without publishing removes what it uploaded.
+        let before = objects(bucket).await;
+        let staging = Staging::new(&out).await.unwrap();
+        std::fs::create_dir_all(staging.step_dir("keys")).unwrap();
+        std::fs::write(staging.step_dir("keys").join("part-0.parquet"), "s").unwrap();
+        staging.ship(&staging.step_dir("keys")).await.unwrap();
+        assert_ne!(objects(bucket).await, before);
+        drop(staging);
+        assert_eq!(objects(bucket).await, before);
+    }
+
     use datafusion::arrow::array::Int64Array;
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 

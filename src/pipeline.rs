@@ -210,6 +210,7 @@ impl<'a> Pipeline<'a> {
             Error::Engine(e) => query_error(name, e),
             other => other,
         })?;
+        let dir = self.staging.ship(&dir).await?;
         Ok(Written {
             dir,
             schema,

@@ -68,10 +68,18 @@ impl Progress {
 
     /// Bars for a run over the events at `path` (`rows` rows in their footers).
     pub fn new(enabled: bool, path: &std::path::Path, rows: u64) -> Self {
-        let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+        // Scans name their files by object-store key: the path without its leading `/` (or, for
+        // a URL, without its scheme and bucket).
+        let prefix = match crate::storage::url_of(path) {
+            Some(url) => url.path().to_string(),
+            None => std::path::absolute(path)
+                .unwrap_or_else(|_| path.to_path_buf())
+                .to_string_lossy()
+                .to_string(),
+        };
         Progress {
             enabled,
-            events_prefix: abs.to_string_lossy().trim_start_matches('/').to_string(),
+            events_prefix: prefix.trim_start_matches('/').to_string(),
             events_rows: rows,
             bars: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
         }

@@ -111,7 +111,7 @@ pub async fn review(opts: &ReviewOptions) -> Result<ReviewSummary> {
     }
     input::register_outcomes(&inputs.ctx, &opts.outcomes, inputs.events.lead_id).await?;
     crate::delta::check_targets(&opts.out, REVIEW_TABLES, opts.engine.format)?;
-    let staging = Staging::new(&opts.out)?;
+    let staging = Staging::new(&opts.out).await?;
     let mut pipeline = inputs.pipeline(
         &staging,
         opts.queries.as_deref(),

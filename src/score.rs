@@ -80,7 +80,7 @@ impl Inputs {
         engine: &EngineOptions,
     ) -> Result<Inputs> {
         let model = Model::load(model)?;
-        let events = input::inspect_events(events)?;
+        let events = input::inspect_events(events).await?;
         let mut ctx = session(engine)?;
         if let Some(cluster) = &engine.cluster {
             ctx = crate::cluster::client_session(cluster, &ctx).await?;
@@ -167,7 +167,7 @@ pub async fn score(opts: &ScoreOptions) -> Result<ScoreSummary> {
     )
     .await?;
     crate::delta::check_targets(&opts.out, SCORE_TABLES, opts.engine.format)?;
-    let staging = Staging::new(&opts.out)?;
+    let staging = Staging::new(&opts.out).await?;
     let mut pipeline = inputs.pipeline(
         &staging,
         opts.queries.as_deref(),

@@ -118,7 +118,7 @@ pub async fn weights(opts: &WeightsOptions) -> Result<WeightsSummary> {
     }
     input::register_outcomes(&inputs.ctx, &opts.outcomes, inputs.events.lead_id).await?;
     crate::delta::check_targets(&opts.out, WEIGHTS_TABLES, opts.engine.format)?;
-    let staging = Staging::new(&opts.out)?;
+    let staging = Staging::new(&opts.out).await?;
     let mut pipeline = inputs.pipeline(
         &staging,
         opts.queries.as_deref(),
@@ -161,6 +161,7 @@ pub async fn weights(opts: &WeightsOptions) -> Result<WeightsSummary> {
         let staged = staging.table_dir(PROPOSED_MODEL);
         std::fs::write(&staged, toml)
             .map_err(|e| Error::io(format!("writing {}", staged.display()), e))?;
+        staging.ship(&staged).await?;
         summary.points = Some(points);
         summary.proposed_model = Some(opts.out.join(PROPOSED_MODEL));
     }

@@ -359,21 +359,39 @@ async fn usage_errors_exit_2() {
     assert_eq!(o.status.code(), Some(2));
     let o = run(&["frobnicate"], dir.path());
     assert_eq!(o.status.code(), Some(2));
-    // An object-store URL is refused, not taken as a local directory named `s3:`.
-    let o = run(&score_args("s3://bucket/scores"), dir.path());
+    // A URL of a scheme other than s3:// is refused, not taken as a local directory named
+    // `gs:`; so is s3:// where only local paths work, and Delta tables in an object store.
+    let o = run(&score_args("gs://bucket/scores"), dir.path());
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(
-        stderr(&o).contains("s3:// URLs are not supported"),
+        stderr(&o).contains("gs:// URLs are not supported: use s3://BUCKET/KEY"),
         "{}",
         stderr(&o)
     );
-    assert!(!dir.path().join("s3:").exists());
+    assert!(!dir.path().join("gs:").exists());
     let mut args = score_args("out");
-    args[2] = "s3://bucket/events";
+    args[2] = "gs://bucket/events";
     let o = run(&args, dir.path());
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("--events"), "{}", stderr(&o));
+    let o = run(&["serve", "--tables", "s3://bucket/scores"], dir.path());
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("s3:// URLs are not supported here"),
+        "{}",
+        stderr(&o)
+    );
+    let mut args = score_args("s3://bucket/scores");
+    args.extend(["--format", "delta"]);
+    let o = run(&args, dir.path());
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("--format delta needs a local --out"),
+        "{}",
+        stderr(&o)
+    );
     assert!(!dir.path().join("out").exists());
+    assert!(!dir.path().join("s3:").exists());
 }
 
 #[tokio::test]

@@ -2,11 +2,18 @@
 //! an in-process standalone cluster through the library, and a real one on loopback (a
 //! scheduler and two executors, each its own `leadscore` process) through the binary.
 
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 
 use datafusion::prelude::*;
+use futures::TryStreamExt;
+use object_store::aws::AmazonS3Builder;
+use object_store::path::Path as Key;
+use object_store::{ObjectStore, ObjectStoreExt};
 
 mod common;
 use leadscore::cluster::Cluster;
@@ -149,9 +156,10 @@ impl Drop for Processes {
     }
 }
 
-fn spawn(args: &[&str]) -> Child {
+fn spawn_with(args: &[&str], env: &[(&str, String)]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_leadscore"))
         .args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -169,8 +177,13 @@ fn wait_for(port: u16) {
 }
 
 fn leadscore(args: &[&str], dir: &Path) {
+    leadscore_with(args, dir, &[]);
+}
+
+fn leadscore_with(args: &[&str], dir: &Path, env: &[(&str, String)]) {
     let o = Command::new(env!("CARGO_BIN_EXE_leadscore"))
         .args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .current_dir(dir)
         .output()
         .unwrap();
@@ -185,22 +198,30 @@ fn leadscore(args: &[&str], dir: &Path) {
 /// A scheduler and two one-slot executors on free loopback ports; returns them and the
 /// scheduler's address.
 fn start_cluster() -> (Processes, String) {
+    start_cluster_with(&[])
+}
+
+/// [`start_cluster`] with extra environment variables for every process.
+fn start_cluster_with(env: &[(&str, String)]) -> (Processes, String) {
     let scheduler = free_port_pair();
     let s = format!("127.0.0.1:{scheduler}");
-    let mut procs = Processes(vec![spawn(&["scheduler", "--bind", &s])]);
+    let mut procs = Processes(vec![spawn_with(&["scheduler", "--bind", &s], env)]);
     wait_for(scheduler);
     for _ in 0..2 {
         let port = free_port_pair();
         let bind = format!("127.0.0.1:{port}");
-        procs.0.push(spawn(&[
-            "executor",
-            "--scheduler",
-            &s,
-            "--bind",
-            &bind,
-            "--slots",
-            "1",
-        ]));
+        procs.0.push(spawn_with(
+            &[
+                "executor",
+                "--scheduler",
+                &s,
+                "--bind",
+                &bind,
+                "--slots",
+                "1",
+            ],
+            env,
+        ));
         wait_for(port);
     }
     (procs, s)
@@ -405,5 +426,219 @@ async fn losing_an_executor_mid_run_reruns_its_tasks_or_fails_keeping_the_output
             "--out changed"
         );
     }
+    drop(procs);
+}
+
+/// A local S3 (moto's server, installed by `.ci/setup`), killed when dropped.
+struct S3 {
+    _server: Processes,
+    endpoint: String,
+    store: Arc<dyn ObjectStore>,
+}
+
+impl S3 {
+    /// Starts the server on a free port with bucket `lake`.
+    fn start() -> S3 {
+        let moto = std::env::var_os("LEADSCORE_TEST_MOTO")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root().join("target/ci-venv/bin/moto_server"));
+        assert!(
+            moto.exists(),
+            "{} not found: run .ci/setup (it installs moto's S3 server in target/ci-venv), or \
+             set LEADSCORE_TEST_MOTO",
+            moto.display()
+        );
+        let port = free_port_pair();
+        let server = Command::new(&moto)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let server = Processes(vec![server]);
+        wait_for(port);
+        // Create the bucket with a bare request: the server does not check signatures.
+        let mut http = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        write!(
+            http,
+            "PUT /lake HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut reply = String::new();
+        http.read_to_string(&mut reply).unwrap();
+        assert!(
+            reply.starts_with("HTTP/1.1 200"),
+            "creating the bucket: {reply}"
+        );
+        let endpoint = format!("http://127.0.0.1:{port}");
+        let store = AmazonS3Builder::new()
+            .with_bucket_name("lake")
+            .with_endpoint(&endpoint)
+            .with_allow_http(true)
+            .with_region("us-east-1")
+            .with_access_key_id("test")
+            .with_secret_access_key("test")
+            .build()
+            .unwrap();
+        S3 {
+            _server: server,
+            endpoint,
+            store: Arc::new(store),
+        }
+    }
+
+    /// The environment a leadscore process needs to reach the bucket.
+    fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ENDPOINT_URL", self.endpoint.clone()),
+            ("AWS_ALLOW_HTTP", "true".into()),
+            ("AWS_REGION", "us-east-1".into()),
+            ("AWS_ACCESS_KEY_ID", "test".into()),
+            ("AWS_SECRET_ACCESS_KEY", "test".into()),
+        ]
+    }
+
+    /// Uploads local file or directory `from` to key `to`.
+    async fn upload(&self, from: &Path, to: &str) {
+        if from.is_file() {
+            let bytes = std::fs::read(from).unwrap();
+            self.store.put(&Key::from(to), bytes.into()).await.unwrap();
+            return;
+        }
+        for entry in std::fs::read_dir(from).unwrap() {
+            let p = entry.unwrap().path();
+            let name = p.file_name().unwrap().to_string_lossy().to_string();
+            Box::pin(self.upload(&p, &format!("{to}/{name}"))).await;
+        }
+    }
+
+    /// Every object under `prefix`, by key relative to it.
+    async fn objects(&self, prefix: &str) -> BTreeMap<String, Vec<u8>> {
+        let prefix = Key::from(prefix);
+        let listed: Vec<_> = self.store.list(Some(&prefix)).try_collect().await.unwrap();
+        let mut all = BTreeMap::new();
+        for meta in listed {
+            let bytes = self.store.get(&meta.location).await.unwrap().bytes().await;
+            let rel: Vec<String> = meta
+                .location
+                .prefix_match(&prefix)
+                .unwrap()
+                .map(|p| p.as_ref().to_string())
+                .collect();
+            all.insert(rel.join("/"), bytes.unwrap().to_vec());
+        }
+        all
+    }
+
+    /// Downloads everything under `prefix` into local directory `to`.
+    async fn download(&self, prefix: &str, to: &Path) {
+        for (rel, bytes) in self.objects(prefix).await {
+            let path = to.join(rel);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, bytes).unwrap();
+        }
+    }
+}
+
+// Inputs and --out in an object store (a local S3), on one machine and on the loopback cluster
+// (whose processes get the bucket's credentials from their environment): the same tables as a
+// local run; a run over an earlier output replaces it and leaves no staging objects; a failed
+// run leaves the output as it was.
+#[tokio::test]
+async fn an_s3_bucket_holds_the_inputs_and_the_output() {
+    let s3 = S3::start();
+    let env = s3.env();
+    let fixtures = root().join("fixtures");
+    s3.upload(&fixtures.join("events"), "in/events").await;
+    s3.upload(&fixtures.join("leads.csv"), "in/leads.csv").await;
+    let (procs, s) = start_cluster_with(&env);
+    let cluster = format!("df://{s}");
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let model = fixtures.join("model.toml").display().to_string();
+    let run = |cmd: &str, events: &str, leads: &str, out: &str, extra: &[&str]| {
+        let mut args = vec![
+            cmd, "--events", events, "--leads", leads, "--model", &model, "--out", out, "--quiet",
+        ];
+        args.extend_from_slice(extra);
+        leadscore_with(&args, d, &env);
+    };
+    let (events, leads) = (
+        fixtures.join("events").display().to_string(),
+        fixtures.join("leads.csv").display().to_string(),
+    );
+    let (s3_events, s3_leads) = ("s3://lake/in/events", "s3://lake/in/leads.csv");
+    run("score", &events, &leads, "local", &[]);
+    let local = tables(&d.join("local"), SCORE_TABLES).await;
+
+    run("score", s3_events, s3_leads, "s3://lake/out", &[]);
+    s3.download("out", &d.join("from-s3")).await;
+    assert_eq!(tables(&d.join("from-s3"), SCORE_TABLES).await, local);
+    let first = s3.objects("out").await;
+
+    // On the cluster, over the same --out: replaced by the same files, nothing left behind.
+    run(
+        "score",
+        s3_events,
+        s3_leads,
+        "s3://lake/out",
+        &["--cluster", &cluster],
+    );
+    let second = s3.objects("out").await;
+    assert_eq!(
+        second.keys().collect::<Vec<_>>(),
+        first.keys().collect::<Vec<_>>()
+    );
+    assert_eq!(
+        second, first,
+        "the cluster's tables differ from the local engine's"
+    );
+
+    // A history (one directory per day) from the cluster.
+    let weeks = [
+        "--from",
+        "2026-07-05",
+        "--to",
+        "2026-09-27",
+        "--every",
+        "week",
+    ];
+    run("backfill", &events, &leads, "local-history", &weeks);
+    let mut on_cluster = weeks.to_vec();
+    on_cluster.extend_from_slice(&["--cluster", &cluster]);
+    run(
+        "backfill",
+        s3_events,
+        s3_leads,
+        "s3://lake/history",
+        &on_cluster,
+    );
+    s3.download("history", &d.join("history-from-s3")).await;
+    let (rows, differ) =
+        history_difference(&d.join("local-history"), &d.join("history-from-s3")).await;
+    assert!(rows > 0);
+    assert_eq!(differ, 0, "history rows differ");
+
+    // A run that fails (--strict with rejected rows) leaves the output and nothing else.
+    let o = Command::new(env!("CARGO_BIN_EXE_leadscore"))
+        .args([
+            "score",
+            "--events",
+            s3_events,
+            "--leads",
+            s3_leads,
+            "--model",
+            &model,
+            "--out",
+            "s3://lake/out",
+            "--strict",
+            "--quiet",
+        ])
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("rejected"));
+    assert_eq!(s3.objects("out").await, first);
     drop(procs);
 }
