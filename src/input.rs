@@ -126,25 +126,9 @@ async fn list_files(path: &Path) -> Result<(Vec<PathBuf>, bool)> {
     if meta.is_file() {
         return Ok((vec![path.to_path_buf()], false));
     }
-    let mut files = Vec::new();
-    let mut dirs = vec![path.to_path_buf()];
-    while let Some(dir) = dirs.pop() {
-        let entries = std::fs::read_dir(&dir).map_err(|e| Error::input(&dir, e.to_string()))?;
-        for entry in entries {
-            let entry = entry.map_err(|e| Error::input(&dir, e.to_string()))?;
-            let name = entry.file_name().to_string_lossy().to_string();
-            if name.starts_with('.') || name.starts_with('_') {
-                continue;
-            }
-            let p = entry.path();
-            if p.is_dir() {
-                dirs.push(p);
-            } else {
-                files.push(p);
-            }
-        }
-    }
-    files.sort();
+    let files =
+        crate::storage::local_files(path, |name| name.starts_with('.') || name.starts_with('_'))
+            .map_err(|(dir, e)| Error::input(dir, e.to_string()))?;
     if files.is_empty() {
         return Err(Error::input(path, "no Parquet files in this directory"));
     }

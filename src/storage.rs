@@ -288,7 +288,9 @@ impl Remote {
         if from.is_file() {
             return self.upload_file(from, self.key.clone()).await;
         }
-        for file in local_files(from)? {
+        let files = local_files(from, |_| false)
+            .map_err(|(d, e)| Error::io(format!("reading {}", d.display()), e))?;
+        for file in files {
             let rel = file.strip_prefix(from).unwrap_or(&file);
             let mut key = self.key.clone();
             for part in rel.components() {
@@ -328,15 +330,21 @@ fn rebase(location: &Key, from: &Key, to: &Key) -> Key {
     key
 }
 
-/// The files under local directory `dir`, recursively.
-fn local_files(dir: &Path) -> Result<Vec<PathBuf>> {
+/// The files under local directory `dir`, recursively and sorted, leaving out the entries
+/// (files or directories) whose names `skip` picks. An error names the directory it is about.
+pub fn local_files(
+    dir: &Path,
+    skip: impl Fn(&str) -> bool,
+) -> std::result::Result<Vec<PathBuf>, (PathBuf, std::io::Error)> {
     let mut files = Vec::new();
     let mut dirs = vec![dir.to_path_buf()];
     while let Some(d) = dirs.pop() {
-        let entries =
-            std::fs::read_dir(&d).map_err(|e| Error::io(format!("reading {}", d.display()), e))?;
+        let entries = std::fs::read_dir(&d).map_err(|e| (d.clone(), e))?;
         for entry in entries {
-            let entry = entry.map_err(|e| Error::io(format!("reading {}", d.display()), e))?;
+            let entry = entry.map_err(|e| (d.clone(), e))?;
+            if skip(&entry.file_name().to_string_lossy()) {
+                continue;
+            }
             let p = entry.path();
             if p.is_dir() {
                 dirs.push(p);

@@ -49,6 +49,16 @@ async fn tables(out: &Path, names: &[&str]) -> Vec<(String, Vec<String>)> {
     all
 }
 
+/// `backfill` flags for 13 weekly snapshots of the fixtures.
+const THIRTEEN_WEEKS: [&str; 6] = [
+    "--from",
+    "2026-07-05",
+    "--to",
+    "2026-09-27",
+    "--every",
+    "week",
+];
+
 const SCORE_TABLES: &[&str] = &[
     "lead_scores",
     "lead_product_scores",
@@ -252,14 +262,7 @@ async fn a_scheduler_and_two_executors_give_the_local_rows() {
         tables(&d.join("cluster"), SCORE_TABLES).await,
         tables(&d.join("local"), SCORE_TABLES).await
     );
-    let weeks = [
-        "--from",
-        "2026-07-05",
-        "--to",
-        "2026-09-27",
-        "--every",
-        "week",
-    ];
+    let weeks = THIRTEEN_WEEKS;
     run("backfill", "local-history", &weeks);
     let mut on_cluster = weeks.to_vec();
     on_cluster.extend_from_slice(&["--cluster", &cluster]);
@@ -595,14 +598,7 @@ async fn an_s3_bucket_holds_the_inputs_and_the_output() {
     );
 
     // A history (one directory per day) from the cluster.
-    let weeks = [
-        "--from",
-        "2026-07-05",
-        "--to",
-        "2026-09-27",
-        "--every",
-        "week",
-    ];
+    let weeks = THIRTEEN_WEEKS;
     run("backfill", &events, &leads, "local-history", &weeks);
     let mut on_cluster = weeks.to_vec();
     on_cluster.extend_from_slice(&["--cluster", &cluster]);
