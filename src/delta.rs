@@ -93,6 +93,13 @@ pub async fn publish(
     if format == Format::Parquet {
         return staging.publish_anywhere(tables, optional).await;
     }
+    if staging.is_remote() {
+        // check_targets refuses this before the run; never write Delta tables to a local
+        // directory named after the URL.
+        return Err(Error::Usage(
+            "--format delta needs a local --out (or a mounted bucket)".into(),
+        ));
+    }
     let mut fresh = Vec::new();
     let mut existing = Vec::new();
     for &name in tables {

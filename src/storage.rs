@@ -389,6 +389,28 @@ mod tests {
     }
 
     #[test]
+    fn a_url_gives_its_bucket_and_key() {
+        for (url, key) in [
+            ("s3://lake/in/events", "in/events"),
+            ("s3://lake/in/events/", "in/events"),
+            ("s3://lake", ""),
+            (
+                "s3://lake/as_of=2026-01-01/x.parquet",
+                "as_of=2026-01-01/x.parquet",
+            ),
+        ] {
+            let remote = Remote::of(Path::new(url)).unwrap();
+            assert_eq!(remote.root, "s3://lake");
+            assert_eq!(remote.key.as_ref(), key, "{url}");
+        }
+        let root = Remote::of(Path::new("s3://lake")).unwrap();
+        assert_eq!(
+            root.child("out").child("t").path(),
+            PathBuf::from("s3://lake/out/t")
+        );
+    }
+
+    #[test]
     fn other_schemes_are_refused() {
         let url = Url::parse("gs://bucket/x").unwrap();
         let e = registry().get_store(&url).unwrap_err().to_string();
