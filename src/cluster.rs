@@ -15,13 +15,16 @@ use ballista::prelude::SessionContextExt;
 use ballista_core::RuntimeProducer;
 use ballista_core::registry::BallistaFunctionRegistry;
 use ballista_executor::executor_process::{ExecutorProcessConfig, start_executor_process};
-use ballista_scheduler::cluster::BallistaCluster;
+use ballista_scheduler::cluster::{BallistaCluster, ClusterStateEvent, ClusterStateEventStream};
 use ballista_scheduler::config::SchedulerConfig;
-use ballista_scheduler::scheduler_process::start_server;
+use ballista_scheduler::scheduler_process::{create_scheduler, start_grpc_service};
+use ballista_scheduler::scheduler_server::SchedulerServer;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::session_state::SessionState;
 use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion_proto::protobuf::{LogicalPlanNode, PhysicalPlanNode};
+use futures::StreamExt;
 
 use crate::error::{Error, Result};
 
@@ -124,12 +127,54 @@ pub async fn run_scheduler(opts: &SchedulerOptions) -> Result<()> {
         no_executors_grace_period_seconds: opts.executor_timeout,
         ..SchedulerConfig::default()
     };
+    let cannot = |e: ballista_core::error::BallistaError| {
+        Error::Config(format!("cannot start the scheduler: {e}"))
+    };
     let cluster = BallistaCluster::new_from_config(&config)
         .await
-        .map_err(|e| Error::Config(format!("cannot start the scheduler: {e}")))?;
-    start_server(cluster, opts.bind, Arc::new(config))
+        .map_err(cannot)?;
+    config.validate().map_err(cannot)?;
+    let scheduler =
+        create_scheduler::<LogicalPlanNode, PhysicalPlanNode>(cluster, Arc::new(config))
+            .await
+            .map_err(cannot)?;
+    let events = scheduler.cluster_state_events().await.map_err(cannot)?;
+    tokio::spawn(cancel_jobs_on_lost_executors(scheduler.clone(), events));
+    start_grpc_service(opts.bind, scheduler)
         .await
         .map_err(|e| Error::Config(format!("the scheduler stopped: {e}")))
+}
+
+/// The message a client gets for a job cancelled by [`cancel_jobs_on_lost_executors`] ends with
+/// this (Ballista's own wording).
+pub const CANCELLED: &str = "failed: Cancelled";
+
+/// Cancels every running job whenever an executor leaves the cluster (it died, stopped
+/// heartbeating, or could not be reached). Ballista 55 would instead roll the jobs' stages back
+/// and rerun the lost tasks, but in our tests of killing an executor mid-run that recovery
+/// sometimes never resumed and, worse, sometimes finished with wrong numbers (about half of the
+/// rows of a history differed from a local run). A cancelled job fails the client's run with a
+/// message and leaves `--out` as it was; jobs submitted afterwards run on the executors left.
+async fn cancel_jobs_on_lost_executors(
+    scheduler: SchedulerServer<LogicalPlanNode, PhysicalPlanNode>,
+    mut events: ClusterStateEventStream,
+) {
+    while let Some(event) = events.next().await {
+        let ClusterStateEvent::RemovedExecutor { executor_id } = event else {
+            continue;
+        };
+        // The jobs being executed (Ballista's cache of active jobs, not its job history).
+        let jobs = scheduler.state.task_manager.get_running_job_cache();
+        for job_id in jobs.keys() {
+            log::warn!(
+                "executor {executor_id} left the cluster: cancelling job {job_id} rather than \
+                 recovering it, whose results could be incomplete"
+            );
+            if let Err(e) = scheduler.cancel_job(job_id.clone()).await {
+                log::error!("cannot cancel job {job_id}: {e}");
+            }
+        }
+    }
 }
 
 /// What `leadscore executor` needs.

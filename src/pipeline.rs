@@ -36,9 +36,17 @@ pub struct Pipeline<'a> {
 }
 
 fn query_error(name: &str, e: impl std::fmt::Display) -> Error {
+    let mut message = e.to_string();
+    if message.contains(crate::cluster::CANCELLED) {
+        message.push_str(
+            "\nhint: the cluster cancelled the job, which a leadscore scheduler does when an \
+             executor leaves mid-job (its recovery could give wrong numbers); --out is \
+             unchanged: run the command again",
+        );
+    }
     Error::Query {
         name: name.to_string(),
-        message: e.to_string(),
+        message,
     }
 }
 
