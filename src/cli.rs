@@ -63,8 +63,9 @@ pub struct SchedulerArgs {
     /// Address to listen on for clients and executors.
     #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:50050")]
     pub bind: std::net::SocketAddr,
-    /// An executor not heard from for this long is taken as lost: its tasks run again on the
-    /// others. Keep it a few times the executors' --heartbeat.
+    /// An executor not heard from for this long is taken as lost: the jobs running then are
+    /// cancelled (their commands fail, leaving --out as it was). Keep it a few times the
+    /// executors' --heartbeat.
     #[arg(long, value_name = "SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(2..))]
     pub executor_timeout: u64,
 }

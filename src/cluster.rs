@@ -93,7 +93,8 @@ pub async fn client_session(cluster: &Cluster, local: &SessionContext) -> Result
     crate::udf::register_all(&mut ctx)?;
     // The static distributed planner. With adaptive planning (Ballista 55's default), losing an
     // executor mid-job rolled its stages back and the job never resumed (also with short
-    // heartbeats); with the static one the lost tasks run again on the executors left.
+    // heartbeats). leadscore's scheduler cancels running jobs on such a loss anyway (see
+    // `cancel_jobs_on_lost_executors`); the static planner is the one measured there.
     ctx.sql("set ballista.planner.adaptive.enabled = false")
         .await
         .map_err(cannot)?
@@ -112,7 +113,8 @@ pub struct SchedulerOptions {
     pub executor_timeout: u64,
 }
 
-/// Runs a Ballista scheduler that knows leadscore's functions, until the process stops.
+/// Runs a Ballista scheduler that knows leadscore's functions, and cancels the running jobs
+/// when an executor is lost, until the process stops.
 pub async fn run_scheduler(opts: &SchedulerOptions) -> Result<()> {
     let config = SchedulerConfig {
         bind_host: opts.bind.ip().to_string(),
