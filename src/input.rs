@@ -144,7 +144,7 @@ async fn is_dir(path: &Path) -> Result<bool> {
         if remote.object().await.map_err(cannot)?.is_some() {
             return Ok(false);
         }
-        if remote.exists().await.map_err(cannot)? {
+        if remote.has_children().await.map_err(cannot)? {
             return Ok(true);
         }
         return Err(Error::input(

@@ -208,31 +208,25 @@ impl Staging {
         }
         let previous = remote.dir.child("_previous");
         let mut moved: Vec<(&str, bool)> = Vec::new();
-        let mut result = Ok(());
-        for &name in tables.iter().chain(optional) {
-            let target = remote.out.child(name);
-            let step = async {
+        let result: Result<()> = async {
+            for &name in tables.iter().chain(optional) {
+                let target = remote.out.child(name);
                 let had = target.exists().await?;
-                if had {
-                    target.move_to(&previous.child(name)).await?;
+                if had && let Err(e) = target.move_to(&previous.child(name)).await {
+                    // A move that failed while copying copied nothing; one that failed while
+                    // deleting left a whole copy aside: putting that back restores the table.
+                    let _ = previous.child(name).move_to(&target).await;
+                    return Err(e);
                 }
-                Ok::<bool, Error>(had)
-            };
-            match step.await {
-                Ok(had) => moved.push((name, had)),
-                Err(e) => {
-                    result = Err(e);
-                    break;
+                moved.push((name, had));
+                if optional.contains(&name) && !self.table_dir(name).exists() {
+                    continue;
                 }
+                remote.dir.child(name).move_to(&target).await?;
             }
-            if optional.contains(&name) && !self.table_dir(name).exists() {
-                continue;
-            }
-            if let Err(e) = remote.dir.child(name).move_to(&target).await {
-                result = Err(e);
-                break;
-            }
+            Ok(())
         }
+        .await;
         if let Err(e) = result {
             // Put back what was there before, so the output stays as it was.
             for (name, had) in moved.into_iter().rev() {

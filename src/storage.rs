@@ -239,9 +239,11 @@ impl Remote {
 
     /// Whether an object lies at or under this key.
     pub async fn exists(&self) -> Result<bool> {
-        if self.object().await?.is_some() {
-            return Ok(true);
-        }
+        Ok(self.object().await?.is_some() || self.has_children().await?)
+    }
+
+    /// Whether any object lies under this key as a prefix.
+    pub async fn has_children(&self) -> Result<bool> {
         let prefix = (!self.key.as_ref().is_empty()).then_some(&self.key);
         let mut listed = self.store.list(prefix);
         match listed.try_next().await {
@@ -261,16 +263,21 @@ impl Remote {
         Ok(())
     }
 
-    /// Moves every object under this prefix to the same relative key under `to` (a copy, then
-    /// a delete, per object: object stores have no rename of a prefix).
+    /// Moves every object under this prefix to the same relative key under `to`: copies them
+    /// all, then deletes them (object stores have no rename of a prefix). If a copy fails, the
+    /// copies made so far are deleted, so `to` gets nothing and this prefix keeps everything.
     pub async fn move_to(&self, to: &Remote) -> Result<()> {
         let objects = self.list().await?;
+        let mut copied = Vec::new();
         for meta in &objects {
             let target = rebase(&meta.location, &self.key, &to.key);
-            self.store
-                .copy(&meta.location, &target)
-                .await
-                .map_err(|e| self.error("copying", e))?;
+            if let Err(e) = self.store.copy(&meta.location, &target).await {
+                for done in &copied {
+                    let _ = self.store.delete(done).await;
+                }
+                return Err(self.error("copying", e));
+            }
+            copied.push(target);
         }
         for meta in &objects {
             self.store
