@@ -919,6 +919,124 @@ mod tests {
         assert_eq!(objects(bucket).await, before);
     }
 
+    /// An in-memory store one of whose copies fails: the one after `copies_left` more.
+    #[derive(Debug)]
+    struct FailingCopies {
+        inner: object_store::memory::InMemory,
+        copies_left: std::sync::atomic::AtomicUsize,
+    }
+
+    impl std::fmt::Display for FailingCopies {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "FailingCopies")
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl object_store::ObjectStore for FailingCopies {
+        async fn put_opts(
+            &self,
+            location: &object_store::path::Path,
+            payload: object_store::PutPayload,
+            opts: object_store::PutOptions,
+        ) -> object_store::Result<object_store::PutResult> {
+            self.inner.put_opts(location, payload, opts).await
+        }
+        async fn put_multipart_opts(
+            &self,
+            location: &object_store::path::Path,
+            opts: object_store::PutMultipartOptions,
+        ) -> object_store::Result<Box<dyn object_store::MultipartUpload>> {
+            self.inner.put_multipart_opts(location, opts).await
+        }
+        async fn get_opts(
+            &self,
+            location: &object_store::path::Path,
+            options: object_store::GetOptions,
+        ) -> object_store::Result<object_store::GetResult> {
+            self.inner.get_opts(location, options).await
+        }
+        fn delete_stream(
+            &self,
+            locations: futures::stream::BoxStream<
+                'static,
+                object_store::Result<object_store::path::Path>,
+            >,
+        ) -> futures::stream::BoxStream<'static, object_store::Result<object_store::path::Path>>
+        {
+            self.inner.delete_stream(locations)
+        }
+        fn list(
+            &self,
+            prefix: Option<&object_store::path::Path>,
+        ) -> futures::stream::BoxStream<'static, object_store::Result<object_store::ObjectMeta>>
+        {
+            self.inner.list(prefix)
+        }
+        async fn list_with_delimiter(
+            &self,
+            prefix: Option<&object_store::path::Path>,
+        ) -> object_store::Result<object_store::ListResult> {
+            self.inner.list_with_delimiter(prefix).await
+        }
+        async fn copy_opts(
+            &self,
+            from: &object_store::path::Path,
+            to: &object_store::path::Path,
+            options: object_store::CopyOptions,
+        ) -> object_store::Result<()> {
+            use std::sync::atomic::Ordering;
+            let left = self.copies_left.load(Ordering::SeqCst);
+            if left == 0 {
+                // One failure, as a dropped connection would give; the next copies work.
+                self.copies_left.store(usize::MAX, Ordering::SeqCst);
+                return Err(object_store::Error::Generic {
+                    store: "FailingCopies",
+                    source: "no more copies".into(),
+                });
+            }
+            self.copies_left.store(left - 1, Ordering::SeqCst);
+            self.inner.copy_opts(from, to, options).await
+        }
+    }
+
+    // Publishing into an object store that fails part-way (while moving the previous table
+    // aside, or while moving the new one in) leaves the previous table exactly as it was.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_publish_that_fails_midway_leaves_the_previous_table() {
+        use datafusion::execution::object_store::ObjectStoreRegistry;
+        use object_store::ObjectStoreExt;
+        // The previous table has 3 objects, the new one 2: fail on the 2nd copy (moving
+        // aside), then on the 5th (moving in, after the 3 of moving aside).
+        for (bucket, copies) in [("failing-aside", 1), ("failing-in", 4)] {
+            let url = url::Url::parse(&format!("s3://{bucket}")).unwrap();
+            let store = Arc::new(FailingCopies {
+                inner: object_store::memory::InMemory::new(),
+                copies_left: usize::MAX.into(),
+            });
+            crate::storage::registry().register_store(&url, store.clone());
+            for part in ["a", "b", "c"] {
+                let key = object_store::path::Path::from(format!("out/t/{part}.parquet"));
+                store.put(&key, b"old".as_slice().into()).await.unwrap();
+            }
+            let before = objects(bucket).await;
+            let out = PathBuf::from(format!("s3://{bucket}/out"));
+            let staging = Staging::new(&out).await.unwrap();
+            std::fs::create_dir_all(staging.table_dir("t")).unwrap();
+            for part in ["a", "z"] {
+                let file = staging.table_dir("t").join(format!("{part}.parquet"));
+                std::fs::write(file, "new").unwrap();
+            }
+            staging.ship(&staging.table_dir("t")).await.unwrap();
+            store
+                .copies_left
+                .store(copies, std::sync::atomic::Ordering::SeqCst);
+            let failed = staging.publish_anywhere(&["t"], &[]).await;
+            assert!(failed.is_err(), "{bucket}");
+            assert_eq!(objects(bucket).await, before, "{bucket}");
+        }
+    }
+
     use datafusion::arrow::array::Int64Array;
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
