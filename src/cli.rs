@@ -996,16 +996,16 @@ pub async fn run(cli: Cli) -> Result<()> {
 /// An input or `--out` of the scoring commands: a local (or mounted) path, or an `s3://` URL
 /// (see `storage`); other schemes are refused.
 fn data_path(value: &str) -> std::result::Result<PathBuf, String> {
-    match value.split_once("://") {
-        Some((scheme, _)) if crate::storage::SCHEMES.contains(&scheme) => {
+    match crate::storage::scheme_of(value) {
+        Some(scheme) if crate::storage::SCHEMES.contains(&scheme) => {
             crate::storage::url_of(std::path::Path::new(value))
                 .filter(|u| u.host_str().is_some_and(|h| !h.is_empty()))
                 .map(|_| PathBuf::from(value))
                 .ok_or_else(|| format!("{value:?} is not a valid URL: use {scheme}://BUCKET/KEY"))
         }
-        Some((scheme, _)) => local_path(value).map_err(|_| {
-            format!("{scheme}:// URLs are not supported: use s3://BUCKET/KEY or a local path")
-        }),
+        Some(scheme) => Err(format!(
+            "{scheme}:// URLs are not supported: use s3://BUCKET/KEY or a local path"
+        )),
         None => Ok(PathBuf::from(value)),
     }
 }
@@ -1013,18 +1013,11 @@ fn data_path(value: &str) -> std::result::Result<PathBuf, String> {
 /// A path flag's value: a local (or mounted) path. Object-store URLs such as `s3://bucket/key`
 /// are refused with a pointer to what works, rather than taken as a directory named `s3:`.
 fn local_path(value: &str) -> std::result::Result<PathBuf, String> {
-    match value.split_once("://") {
-        Some((scheme, _))
-            if !scheme.is_empty()
-                && scheme
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')) =>
-        {
-            Err(format!(
-                "{scheme}:// URLs are not supported here: give a local path (the scoring \
-                 commands' inputs and --out take s3:// URLs; see docs/cluster.md)"
-            ))
-        }
-        _ => Ok(PathBuf::from(value)),
+    match crate::storage::scheme_of(value) {
+        Some(scheme) => Err(format!(
+            "{scheme}:// URLs are not supported here: give a local path (the scoring \
+             commands' inputs and --out take s3:// URLs; see docs/cluster.md)"
+        )),
+        None => Ok(PathBuf::from(value)),
     }
 }

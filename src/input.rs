@@ -102,7 +102,7 @@ async fn list_files(path: &Path) -> Result<(Vec<PathBuf>, bool)> {
             return Ok((vec![path.to_path_buf()], false));
         }
         let mut files = Vec::new();
-        for meta in remote.list().await.map_err(cannot)? {
+        for meta in remote.children().await.map_err(cannot)? {
             let hidden = meta
                 .location
                 .prefix_match(&remote.key)

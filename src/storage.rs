@@ -32,15 +32,19 @@ pub const SCHEMES: [&str; 1] = ["s3"];
 /// The URL a path flag holds, if it is one (`scheme://…`); `None` for a local path.
 pub fn url_of(path: &Path) -> Option<Url> {
     let text = path.to_str()?;
+    scheme_of(text)?;
+    Url::parse(text).ok()
+}
+
+/// The scheme of `text` if it looks like a URL (`scheme://…`, the scheme made of letters,
+/// digits, `+`, `-` and `.`), whether or not the rest parses.
+pub fn scheme_of(text: &str) -> Option<&str> {
     let (scheme, _) = text.split_once("://")?;
     let scheme_like = !scheme.is_empty()
         && scheme
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
-    if !scheme_like {
-        return None;
-    }
-    Url::parse(text).ok()
+    scheme_like.then_some(scheme)
 }
 
 /// Whether a path flag names an object-store location.
@@ -210,6 +214,14 @@ impl Remote {
 
     /// The object at this key, if any, and every object under it as a prefix, sorted by key.
     pub async fn list(&self) -> Result<Vec<ObjectMeta>> {
+        let mut all = self.children().await?;
+        all.extend(self.object().await?);
+        all.sort_by(|a, b| a.location.cmp(&b.location));
+        Ok(all)
+    }
+
+    /// Every object under this key as a prefix (not the object at the key itself), sorted.
+    pub async fn children(&self) -> Result<Vec<ObjectMeta>> {
         let prefix = (!self.key.as_ref().is_empty()).then_some(&self.key);
         let mut all: Vec<ObjectMeta> = self
             .store
@@ -217,7 +229,6 @@ impl Remote {
             .try_collect()
             .await
             .map_err(|e| self.error("listing", e))?;
-        all.extend(self.object().await?);
         all.sort_by(|a, b| a.location.cmp(&b.location));
         Ok(all)
     }
