@@ -53,7 +53,8 @@ use std::sync::Arc;
 use chrono::NaiveDate;
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, Date32Array, Float64Array, Float64Builder, Int64Array,
-    Int64Builder, ListArray, ListBuilder, StringBuilder, StructArray, TimestampMicrosecondArray,
+    Int64Builder, ListArray, ListBuilder, StringBuilder, StringViewArray, StructArray,
+    TimestampMicrosecondArray,
 };
 use datafusion::arrow::buffer::OffsetBuffer;
 use datafusion::arrow::datatypes::{
@@ -337,55 +338,151 @@ impl AggregateUDFImpl for LeadFoldFunc {
     }
 }
 
-/// Matched and unmatched events. `stage` is 0 for none; `points` is NaN-free only when
-/// `matched`. One record per event (not a vector per field): gathering a lead's events at the
-/// end then touches one place in memory per event rather than five.
+/// Groups per bucket of [`Events`]: a bucket's events, sorted by group at the end, fit in the
+/// processor's cache.
+const SLOT_BITS: u32 = 12;
+const SLOTS: usize = 1 << SLOT_BITS;
+
+/// Matched and unmatched events, by group.
+///
+/// Each event is stored with its group's low bits (`slot`) in the bucket of its group's high bits,
+/// so grouping the events at the end is a sort by slot within each bucket (in cache), not a
+/// gather of every lead's events from all over the memory (a cache miss per event, which cost
+/// more than the rest of the fold).
 #[derive(Clone, Debug, Default)]
 struct Events {
-    group: Vec<u32>,
-    rows: Vec<Event>,
+    buckets: Vec<Vec<Event>>,
+    len: usize,
+    /// Events the buckets have room for, kept up to date for `size`.
+    capacity: usize,
 }
 
 impl Events {
-    fn push(&mut self, group: usize, e: Event) {
-        self.group.push(group as u32);
-        self.rows.push(e);
+    fn push(&mut self, group: usize, mut e: Event) {
+        let b = group >> SLOT_BITS;
+        if b >= self.buckets.len() {
+            self.buckets.resize_with(b + 1, Vec::new);
+        }
+        e.tag = (e.tag & MATCHED) | (group & (SLOTS - 1)) as u16;
+        let bucket = &mut self.buckets[b];
+        let before = bucket.capacity();
+        bucket.push(e);
+        self.capacity += bucket.capacity() - before;
+        self.len += 1;
     }
 
-    fn get(&self, i: usize) -> Event {
-        self.rows[i]
+    fn len(&self) -> usize {
+        self.len
     }
 
     fn bytes(&self) -> usize {
-        self.group.capacity() * size_of::<u32>() + self.rows.capacity() * size_of::<Event>()
+        self.buckets.capacity() * size_of::<Vec<Event>>() + self.capacity * size_of::<Event>()
+    }
+
+    /// Removes and returns the events of groups `0..n`; the others' groups shift down by `n`.
+    fn split_first(&mut self, n: usize) -> Self {
+        let old = std::mem::take(self);
+        let mut taken = Events::default();
+        if n % SLOTS == 0 {
+            // Whole buckets move, each group keeping its slot.
+            let mut buckets = old.buckets;
+            let rest = buckets.split_off((n / SLOTS).min(buckets.len()));
+            for (to, buckets) in [(&mut taken, buckets), (&mut *self, rest)] {
+                to.len = buckets.iter().map(Vec::len).sum();
+                to.capacity = buckets.iter().map(Vec::capacity).sum();
+                to.buckets = buckets;
+            }
+            return taken;
+        }
+        for (b, bucket) in old.buckets.into_iter().enumerate() {
+            for e in bucket {
+                let g = (b << SLOT_BITS) | e.slot();
+                if g < n {
+                    taken.push(g, e);
+                } else {
+                    self.push(g - n, e);
+                }
+            }
+        }
+        taken
+    }
+
+    /// Calls `f` with every group of `0..groups` in order and its events in arrival order
+    /// (empty for a group without any); `buffer` is reused from bucket to bucket.
+    fn for_each_group(
+        &self,
+        groups: usize,
+        buffer: &mut Vec<Event>,
+        mut f: impl FnMut(usize, &mut [Event]) -> Result<()>,
+    ) -> Result<()> {
+        let mut start = vec![0usize; SLOTS + 1];
+        for b in 0..groups.div_ceil(SLOTS) {
+            let bucket = self.buckets.get(b).map_or(&[][..], Vec::as_slice);
+            start.fill(0);
+            for e in bucket {
+                start[e.slot() + 1] += 1;
+            }
+            for s in 0..SLOTS {
+                start[s + 1] += start[s];
+            }
+            let mut next = start.clone();
+            buffer.clear();
+            buffer.resize(bucket.len(), Event::default());
+            for e in bucket {
+                let at = &mut next[e.slot()];
+                buffer[*at] = *e;
+                *at += 1;
+            }
+            let first = b * SLOTS;
+            for s in 0..(groups - first).min(SLOTS) {
+                f(first + s, &mut buffer[start[s]..start[s + 1]])?;
+            }
+        }
+        Ok(())
     }
 }
 
-impl Rows for Events {
-    fn groups(&self) -> &[u32] {
-        &self.group
-    }
-    fn move_row(&self, i: usize, new_group: usize, to: &mut Self) {
-        to.push(new_group, self.get(i));
-    }
-}
-
-/// One event of a lead.
-#[derive(Clone, Copy, Debug)]
+/// One event of a lead: 24 bytes.
+#[derive(Clone, Copy, Debug, Default)]
 struct Event {
     ts: i64,
+    /// The event's points; 0 when unmatched.
     points: f64,
     product: u32,
     stage: u16,
-    matched: bool,
+    /// [`MATCHED`], and the group's low bits ([`SLOT_BITS`]) within its bucket of [`Events`].
+    tag: u16,
 }
 
+/// The bit of [`Event::tag`] that says the event matched a rule.
+const MATCHED: u16 = 1 << 15;
+const _: () = assert!(SLOTS <= MATCHED as usize && size_of::<Event>() == 24);
+
 impl Event {
+    /// An event with `points` (None when unmatched).
+    fn new(ts: i64, points: Option<f64>, product: u32, stage: u16) -> Self {
+        Event {
+            ts,
+            points: points.unwrap_or(0.0),
+            product,
+            stage,
+            tag: if points.is_some() { MATCHED } else { 0 },
+        }
+    }
+
+    fn matched(&self) -> bool {
+        self.tag & MATCHED != 0
+    }
+
+    fn slot(&self) -> usize {
+        usize::from(self.tag & !MATCHED)
+    }
+
     /// Time, then matched before unmatched, then points: a fixed order for every tie.
     fn key_cmp(&self, other: &Event) -> std::cmp::Ordering {
         self.ts
             .cmp(&other.ts)
-            .then(other.matched.cmp(&self.matched))
+            .then(other.matched().cmp(&self.matched()))
             .then(self.points.total_cmp(&other.points))
             .then(self.product.cmp(&other.product))
             .then(self.stage.cmp(&other.stage))
@@ -426,6 +523,8 @@ impl Rows for Answers {
 struct Products {
     names: Vec<String>,
     ids: HashMap<String, u32>,
+    /// Ids of the names of at most 12 bytes, by their view's bytes up to the name's end.
+    short: Vec<(u128, u32)>,
 }
 
 impl Products {
@@ -444,8 +543,29 @@ impl Products {
         id
     }
 
+    /// The id of row `i` of `array` (not null). A short name is stored inside its view, so the
+    /// view's bytes up to the name's end identify it without reading the name.
+    fn id_of_view(&mut self, array: &StringViewArray, i: usize) -> u32 {
+        let view = array.views()[i];
+        let len = view as u32 as usize;
+        if len > 12 {
+            return self.id(array.value(i));
+        }
+        let key = view & (u128::MAX >> (96 - 8 * len));
+        if let Some(&(_, id)) = self.short.iter().find(|(k, _)| *k == key) {
+            return id;
+        }
+        let id = self.id(array.value(i));
+        self.short.push((key, id));
+        id
+    }
+
     fn bytes(&self) -> usize {
-        self.names.iter().map(|n| n.capacity() * 2 + 48).sum()
+        self.names
+            .iter()
+            .map(|n| n.capacity() * 2 + 48)
+            .sum::<usize>()
+            + self.short.capacity() * size_of::<(u128, u32)>()
     }
 }
 
@@ -555,7 +675,7 @@ impl<'a> FitArg<'a> {
 struct EventArgs<'a> {
     ts: &'a TimestampMicrosecondArray,
     points: &'a Float64Array,
-    product: datafusion::arrow::array::StringViewArray,
+    product: StringViewArray,
     stage: &'a Int64Array,
     nps: &'a Float64Array,
     fit: FitArg<'a>,
@@ -637,7 +757,7 @@ impl LeadFoldGroups {
         let ts = args.ts.value(i);
         let matched = args.points.is_valid(i);
         let product = if matched && args.product.is_valid(i) {
-            self.products.id(args.product.value(i))
+            self.products.id_of_view(&args.product, i)
         } else {
             NO_PRODUCT
         };
@@ -646,16 +766,8 @@ impl LeadFoldGroups {
         } else {
             0
         };
-        self.events.push(
-            g,
-            Event {
-                ts,
-                points: if matched { args.points.value(i) } else { 0.0 },
-                product,
-                stage,
-                matched,
-            },
-        );
+        let points = matched.then(|| args.points.value(i));
+        self.events.push(g, Event::new(ts, points, product, stage));
         if args.nps.is_valid(i) {
             self.answers.push(g, ts, args.nps.value(i));
         }
@@ -664,42 +776,38 @@ impl LeadFoldGroups {
     /// Folds every group of `taken` into the result lists.
     fn finish(&self, taken: &Taken) -> Result<ArrayRef> {
         let groups = taken.fits.len();
-        let (start, order) = taken.events.by_group(groups);
         let (answer_start, answer_order) = taken.answers.by_group(groups);
         let mut out = Output::new(&self.params, groups);
-        let mut lead: Vec<Event> = Vec::new();
         let mut answers: Vec<(i64, f64)> = Vec::new();
         let mut scratch = Scratch::new(self.params.stages);
-        for g in 0..groups {
-            lead.clear();
-            lead.extend(
-                order[start[g]..start[g + 1]]
-                    .iter()
-                    .map(|&i| taken.events.get(i as usize)),
-            );
-            if !lead.windows(2).all(|w| w[0].key_cmp(&w[1]).is_le()) {
-                lead.sort_unstable_by(Event::key_cmp);
-            }
-            answers.clear();
-            answers.extend(
-                answer_order[answer_start[g]..answer_start[g + 1]]
-                    .iter()
-                    .map(|&i| {
-                        (
-                            taken.answers.ts[i as usize],
-                            taken.answers.value[i as usize],
-                        )
-                    }),
-            );
-            answers.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
-            self.walk(
-                &lead,
-                &answers,
-                taken.fits[g].as_deref(),
-                &mut out,
-                &mut scratch,
-            );
-        }
+        let mut buffer = Vec::new();
+        taken
+            .events
+            .for_each_group(groups, &mut buffer, |g, lead| {
+                if !lead.windows(2).all(|w| w[0].key_cmp(&w[1]).is_le()) {
+                    lead.sort_unstable_by(Event::key_cmp);
+                }
+                answers.clear();
+                answers.extend(
+                    answer_order[answer_start[g]..answer_start[g + 1]]
+                        .iter()
+                        .map(|&i| {
+                            (
+                                taken.answers.ts[i as usize],
+                                taken.answers.value[i as usize],
+                            )
+                        }),
+                );
+                answers.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
+                self.walk(
+                    lead,
+                    &answers,
+                    taken.fits[g].as_deref(),
+                    &mut out,
+                    &mut scratch,
+                );
+                Ok(())
+            })?;
         out.finish()
     }
 
@@ -850,7 +958,7 @@ impl LeadState {
     /// Applies one event; true when it was a matched one.
     #[inline]
     fn apply(&mut self, e: &Event, p: &Params) -> bool {
-        if !e.matched {
+        if !e.matched() {
             self.unmatched += 1;
             return false;
         }
@@ -1016,9 +1124,8 @@ impl LeadFoldGroups {
     /// rules (null for a lead without a leads-table row).
     fn state_of(&self, taken: &Taken) -> Result<Vec<ArrayRef>> {
         let groups = taken.fits.len();
-        let (start, order) = taken.events.by_group(groups);
         let (answer_start, answer_order) = taken.answers.by_group(groups);
-        let events = taken.events.group.len();
+        let events = taken.events.len();
         let mut ts = ListBuilder::new(Int64Builder::with_capacity(events));
         let mut pts = ListBuilder::new(Float64Builder::with_capacity(events));
         let mut prod = ListBuilder::new(StringBuilder::new());
@@ -1027,40 +1134,43 @@ impl LeadFoldGroups {
         let mut nps = ListBuilder::new(Float64Builder::new());
         let mut rules: Vec<FitRule> = Vec::new();
         let mut rule_counts: Vec<usize> = Vec::with_capacity(groups);
-        for g in 0..groups {
-            for &i in &order[start[g]..start[g + 1]] {
-                let e = taken.events.get(i as usize);
-                ts.values().append_value(e.ts);
-                if e.matched {
-                    pts.values().append_value(e.points);
-                } else {
-                    pts.values().append_null();
+        let mut buffer = Vec::new();
+        taken
+            .events
+            .for_each_group(groups, &mut buffer, |g, lead| {
+                for e in lead.iter() {
+                    ts.values().append_value(e.ts);
+                    if e.matched() {
+                        pts.values().append_value(e.points);
+                    } else {
+                        pts.values().append_null();
+                    }
+                    match e.product {
+                        NO_PRODUCT => prod.values().append_null(),
+                        p => prod.values().append_value(&self.products.names[p as usize]),
+                    }
+                    if e.stage > 0 {
+                        stage.values().append_value(i64::from(e.stage));
+                    } else {
+                        stage.values().append_null();
+                    }
                 }
-                match e.product {
-                    NO_PRODUCT => prod.values().append_null(),
-                    p => prod.values().append_value(&self.products.names[p as usize]),
+                for &i in &answer_order[answer_start[g]..answer_start[g + 1]] {
+                    nps_ts.values().append_value(taken.answers.ts[i as usize]);
+                    nps.values().append_value(taken.answers.value[i as usize]);
                 }
-                if e.stage > 0 {
-                    stage.values().append_value(i64::from(e.stage));
-                } else {
-                    stage.values().append_null();
+                let fit = taken.fits[g].as_deref().unwrap_or_default();
+                rules.extend_from_slice(fit);
+                rule_counts.push(fit.len());
+                for b in [&mut ts, &mut nps_ts, &mut stage] {
+                    b.append(true);
                 }
-            }
-            for &i in &answer_order[answer_start[g]..answer_start[g + 1]] {
-                nps_ts.values().append_value(taken.answers.ts[i as usize]);
-                nps.values().append_value(taken.answers.value[i as usize]);
-            }
-            let fit = taken.fits[g].as_deref().unwrap_or_default();
-            rules.extend_from_slice(fit);
-            rule_counts.push(fit.len());
-            for b in [&mut ts, &mut nps_ts, &mut stage] {
-                b.append(true);
-            }
-            for b in [&mut pts, &mut nps] {
-                b.append(true);
-            }
-            prod.append(true);
-        }
+                for b in [&mut pts, &mut nps] {
+                    b.append(true);
+                }
+                prod.append(true);
+                Ok(())
+            })?;
         let rule_columns: Vec<ArrayRef> = vec![
             Arc::new(Int64Array::from_iter_values(rules.iter().map(|r| r.from))),
             Arc::new(Int64Array::from_iter_values(rules.iter().map(|r| r.to))),
@@ -1172,16 +1282,9 @@ impl GroupsAccumulator for LeadFoldGroups {
                 } else {
                     0
                 };
-                self.events.push(
-                    g,
-                    Event {
-                        ts: ts.value(j),
-                        points: if matched { points.value(j) } else { 0.0 },
-                        product,
-                        stage,
-                        matched,
-                    },
-                );
+                let points = matched.then(|| points.value(j));
+                self.events
+                    .push(g, Event::new(ts.value(j), points, product, stage));
             }
             for j in range(lists[4], row) {
                 self.answers.push(g, nps_ts.value(j), nps.value(j));
@@ -1561,6 +1664,67 @@ mod tests {
         assert_eq!(f64s(&snapshots(&first, 0), "engagement"), [Some(1.0)]);
         let rest = acc.evaluate(EmitTo::All).unwrap();
         assert_eq!(f64s(&snapshots(&rest, 1), "engagement"), [Some(3.0)]);
+    }
+
+    #[test]
+    fn groups_of_several_buckets_come_out_in_order_also_when_emitted_in_parts() {
+        // Group g has g % 3 + 1 events of g + 1 points each, arriving last group first and
+        // latest event first; no decay, so its engagement is (g % 3 + 1) * (g + 1).
+        let groups = 3 * SLOTS + 5;
+        let mut rows: Vec<Row> = Vec::new();
+        let mut group_of = Vec::new();
+        for k in (0..3).rev() {
+            for g in (0..groups).rev() {
+                if k < g % 3 + 1 {
+                    rows.push((k as i64, Some(g as f64 + 1.0), None, None, None));
+                    group_of.push(g);
+                }
+            }
+        }
+        let mut p = spec("2026-01-05", "2026-01-05", 1, false);
+        p.decay = Decay::NONE;
+        let mut acc = LeadFoldGroups::new(p);
+        acc.update_batch(&batch(&rows, None), &group_of, None, groups)
+            .unwrap();
+        let engagement = |out: &ArrayRef| -> Vec<f64> {
+            (0..out.len())
+                .map(|i| f64s(&snapshots(out, i), "engagement")[0].unwrap())
+                .collect()
+        };
+        let expected = |g: usize| ((g % 3 + 1) * (g + 1)) as f64;
+        // A whole bucket, then part of one, then the rest.
+        let mut done = 0;
+        for emit in [EmitTo::First(SLOTS), EmitTo::First(7), EmitTo::All] {
+            let out = acc.evaluate(emit).unwrap();
+            let got = engagement(&out);
+            let want: Vec<f64> = (done..done + got.len()).map(expected).collect();
+            assert_eq!(got, want, "groups from {done}");
+            done += got.len();
+        }
+        assert_eq!(done, groups);
+    }
+
+    #[test]
+    fn product_ids_by_view() {
+        let names = [
+            "crm",
+            "ads",
+            "crm",
+            "a-long-product-name",
+            "a-long-product-name",
+            "",
+        ];
+        let array = StringViewArray::from_iter_values(names);
+        let mut products = Products::default();
+        let ids: Vec<u32> = (0..names.len())
+            .map(|i| products.id_of_view(&array, i))
+            .collect();
+        assert_eq!(ids, [0, 1, 0, 2, 2, 3]);
+        assert_eq!(products.names, ["crm", "ads", "a-long-product-name", ""]);
+        // The same names in another array (other buffers) get the same ids.
+        let other = StringViewArray::from_iter_values(["a-long-product-name", "ads"]);
+        assert_eq!(products.id_of_view(&other, 0), 2);
+        assert_eq!(products.id_of_view(&other, 1), 1);
     }
 
     #[test]
