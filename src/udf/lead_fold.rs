@@ -383,7 +383,7 @@ impl Events {
     fn split_first(&mut self, n: usize) -> Self {
         let old = std::mem::take(self);
         let mut taken = Events::default();
-        if n % SLOTS == 0 {
+        if n.is_multiple_of(SLOTS) {
             // Whole buckets move, each group keeping its slot.
             let mut buckets = old.buckets;
             let rest = buckets.split_off((n / SLOTS).min(buckets.len()));
