@@ -544,8 +544,10 @@ impl Products {
     }
 
     /// The id of row `i` of `array` (not null). A short name is stored inside its view, so the
-    /// view's bytes up to the name's end identify it without reading the name.
+    /// view's bytes up to the name's end identify it without reading the name; the first
+    /// [`SHORT_NAMES`] short names seen are remembered that way.
     fn id_of_view(&mut self, array: &StringViewArray, i: usize) -> u32 {
+        const SHORT_NAMES: usize = 16;
         let view = array.views()[i];
         let len = view as u32 as usize;
         if len > 12 {
@@ -556,7 +558,9 @@ impl Products {
             return id;
         }
         let id = self.id(array.value(i));
-        self.short.push((key, id));
+        if self.short.len() < SHORT_NAMES {
+            self.short.push((key, id));
+        }
         id
     }
 
@@ -1725,6 +1729,13 @@ mod tests {
         let other = StringViewArray::from_iter_values(["a-long-product-name", "ads"]);
         assert_eq!(products.id_of_view(&other, 0), 2);
         assert_eq!(products.id_of_view(&other, 1), 1);
+        // Past the names remembered by view, ids still come from the names, twice the same.
+        let many: Vec<String> = (0..100).map(|i| format!("p{i}")).collect();
+        let array = StringViewArray::from_iter_values(many.iter().chain(many.iter()));
+        let ids: Vec<u32> = (0..200).map(|i| products.id_of_view(&array, i)).collect();
+        assert_eq!(ids[..100], ids[100..]);
+        assert_eq!(products.names[ids[57] as usize], "p57");
+        assert!(products.short.len() <= 16);
     }
 
     #[test]
