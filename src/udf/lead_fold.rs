@@ -415,7 +415,7 @@ impl Events {
         buffer: &mut Vec<Event>,
         mut f: impl FnMut(usize, &mut [Event]) -> Result<()>,
     ) -> Result<()> {
-        let mut start = vec![0usize; SLOTS + 1];
+        let (mut start, mut next) = (vec![0usize; SLOTS + 1], vec![0usize; SLOTS + 1]);
         for b in 0..groups.div_ceil(SLOTS) {
             let bucket = self.buckets.get(b).map_or(&[][..], Vec::as_slice);
             start.fill(0);
@@ -425,7 +425,7 @@ impl Events {
             for s in 0..SLOTS {
                 start[s + 1] += start[s];
             }
-            let mut next = start.clone();
+            next.copy_from_slice(&start);
             buffer.clear();
             buffer.resize(bucket.len(), Event::default());
             for e in bucket {
