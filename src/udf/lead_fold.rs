@@ -345,10 +345,10 @@ const SLOTS: usize = 1 << SLOT_BITS;
 
 /// Matched and unmatched events, by group.
 ///
-/// Each event is stored with its group's low bits (`slot`) in the bucket of its group's high bits,
-/// so grouping the events at the end is a sort by slot within each bucket (in cache), not a
-/// gather of every lead's events from all over the memory (a cache miss per event, which cost
-/// more than the rest of the fold).
+/// Each event is stored with its group's low bits (in its `tag`) in the bucket of its group's
+/// high bits, so grouping the events at the end is a sort by slot within each bucket (in cache),
+/// not a gather of every lead's events from all over the memory (a cache miss per event, which
+/// cost more than the rest of the fold).
 #[derive(Clone, Debug, Default)]
 struct Events {
     buckets: Vec<Vec<Event>>,
