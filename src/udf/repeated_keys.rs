@@ -93,12 +93,13 @@ impl AggregateUDFImpl for RepeatedKeysFunc {
     }
 }
 
-/// The keys seen so far, in arrival order until a sort.
+/// The keys seen so far: rows' keys in arrival order (sorted when handed on), and the sorted
+/// partial states of other partitions, kept as they came (no copy) for one merge at the end.
 #[derive(Debug, Default)]
 struct RepeatedKeys {
     keys: Vec<u64>,
-    /// Whether rows came in directly; otherwise `keys` is a series of sorted partial states.
-    unsorted: bool,
+    /// Sorted runs of keys (each a partition's state), in unsigned order.
+    runs: Vec<Int64Array>,
 }
 
 impl RepeatedKeys {
@@ -113,7 +114,6 @@ impl RepeatedKeys {
 
 impl Accumulator for RepeatedKeys {
     fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
-        self.unsorted = true;
         self.append(&keys(&values[0], NAME)?);
         Ok(())
     }
@@ -122,17 +122,21 @@ impl Accumulator for RepeatedKeys {
         let lists = states[0].as_list::<i32>();
         for row in 0..lists.len() {
             if lists.is_valid(row) {
-                self.append(lists.value(row).as_primitive::<Int64Type>());
+                let run = lists.value(row).as_primitive::<Int64Type>().clone();
+                if !run.is_empty() {
+                    self.runs.push(run);
+                }
             }
         }
         Ok(())
     }
 
     fn state(&mut self) -> Result<Vec<ScalarValue>> {
-        // Sorted here, in parallel across partitions, so that the final sort meets long runs.
+        // Sorted here, in parallel across partitions, so that the final step only merges.
+        let mut runs: Vec<Vec<u64>> = self.runs.drain(..).map(|r| unsigned(&r)).collect();
         radix_sort(&mut self.keys);
-        self.unsorted = false;
-        let keys = std::mem::take(&mut self.keys);
+        runs.push(std::mem::take(&mut self.keys));
+        let keys = merge_all(runs);
         // The same allocation, reinterpreted: no copy of what can be the largest vector here.
         Ok(vec![list_scalar(
             keys.into_iter().map(|k| k as i64).collect(),
@@ -140,33 +144,119 @@ impl Accumulator for RepeatedKeys {
     }
 
     fn evaluate(&mut self) -> Result<ScalarValue> {
-        if self.unsorted {
-            radix_sort(&mut self.keys);
-        } else {
-            // Sorted runs, one per partition: the merge sort finds and merges them.
-            self.keys.sort();
+        radix_sort(&mut self.keys);
+        let mut runs: Vec<Vec<u64>> = Vec::new();
+        if !self.keys.is_empty() {
+            runs.push(std::mem::take(&mut self.keys));
         }
+        // Merge pairwise down to two runs, then walk those two together without building the
+        // merged vector (at 20M rows, writing it cost more than the walk).
+        let states = std::mem::take(&mut self.runs);
         let mut repeated = Vec::new();
-        let mut i = 0;
-        while i < self.keys.len() {
-            let mut j = i + 1;
-            while j < self.keys.len() && self.keys[j] == self.keys[i] {
-                j += 1;
+        match (runs.len(), states.len()) {
+            (0, 1) => repeats(sorted_pair(states[0].values(), &[]), &mut repeated),
+            (0, 2) => repeats(
+                sorted_pair(states[0].values(), states[1].values()),
+                &mut repeated,
+            ),
+            _ => {
+                runs.extend(states.iter().map(unsigned));
+                let keys = merge_all(runs);
+                repeats(keys.into_iter(), &mut repeated);
             }
-            if j - i > 1 {
-                repeated.push(self.keys[i] as i64);
-            }
-            i = j;
         }
-        self.keys = Vec::new();
-        // The sort above ordered the keys' bits as unsigned numbers; report them as signed.
+        // The keys were ordered by their bits as unsigned numbers; report them as signed.
         repeated.sort_unstable();
         Ok(list_scalar(repeated))
     }
 
     fn size(&self) -> usize {
-        size_of::<Self>() + self.keys.capacity() * size_of::<u64>()
+        size_of::<Self>()
+            + self.keys.capacity() * size_of::<u64>()
+            + self
+                .runs
+                .iter()
+                .map(|r| r.len() * size_of::<i64>())
+                .sum::<usize>()
     }
+}
+
+fn unsigned(run: &Int64Array) -> Vec<u64> {
+    run.values().iter().map(|&k| k as u64).collect()
+}
+
+/// Pushes each key that occurs more than once in `sorted` (ascending) onto `out`, once.
+fn repeats(sorted: impl Iterator<Item = u64>, out: &mut Vec<i64>) {
+    let mut current: Option<(u64, bool)> = None;
+    for k in sorted {
+        match &mut current {
+            Some((c, seen_twice)) if *c == k => *seen_twice = true,
+            _ => {
+                if let Some((c, true)) = current {
+                    out.push(c as i64);
+                }
+                current = Some((k, false));
+            }
+        }
+    }
+    if let Some((c, true)) = current {
+        out.push(c as i64);
+    }
+}
+
+/// The keys of two runs sorted in unsigned order (stored as i64), in that order.
+fn sorted_pair<'a>(a: &'a [i64], b: &'a [i64]) -> impl Iterator<Item = u64> + 'a {
+    let (mut i, mut j) = (0, 0);
+    std::iter::from_fn(move || {
+        let next = match (a.get(i), b.get(j)) {
+            (Some(&x), Some(&y)) if (x as u64) <= (y as u64) => {
+                i += 1;
+                x
+            }
+            (_, Some(&y)) => {
+                j += 1;
+                y
+            }
+            (Some(&x), None) => {
+                i += 1;
+                x
+            }
+            (None, None) => return None,
+        };
+        Some(next as u64)
+    })
+}
+
+/// One sorted vector of all `runs` (each sorted), merged two at a time.
+fn merge_all(mut runs: Vec<Vec<u64>>) -> Vec<u64> {
+    runs.retain(|r| !r.is_empty());
+    while runs.len() > 1 {
+        let mut next = Vec::with_capacity(runs.len().div_ceil(2));
+        let mut pairs = runs.into_iter();
+        while let Some(a) = pairs.next() {
+            match pairs.next() {
+                Some(b) => {
+                    let mut merged = Vec::with_capacity(a.len() + b.len());
+                    let (mut i, mut j) = (0, 0);
+                    while i < a.len() && j < b.len() {
+                        if a[i] <= b[j] {
+                            merged.push(a[i]);
+                            i += 1;
+                        } else {
+                            merged.push(b[j]);
+                            j += 1;
+                        }
+                    }
+                    merged.extend_from_slice(&a[i..]);
+                    merged.extend_from_slice(&b[j..]);
+                    next.push(merged);
+                }
+                None => next.push(a),
+            }
+        }
+        runs = next;
+    }
+    runs.pop().unwrap_or_default()
 }
 
 fn list_scalar(values: Vec<i64>) -> ScalarValue {
@@ -280,6 +370,42 @@ mod tests {
                 assert_eq!(l.value(0).as_primitive::<Int64Type>().values(), &[10, 40])
             }
             other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn any_number_of_partial_states_merge() {
+        // Keys repeat within one partition, across two, or across all; negative keys sort
+        // after the others as unsigned numbers and must still be found.
+        let parts = [
+            vec![Some(-7), Some(1), Some(5), None, Some(5)],
+            vec![Some(2), Some(-7), Some(9)],
+            vec![Some(9), Some(3), Some(-2), Some(1)],
+            vec![],
+        ];
+        for n in 1..=parts.len() {
+            let mut fin = RepeatedKeys::default();
+            for keys in &parts[..n] {
+                let mut p = RepeatedKeys::default();
+                p.update_batch(&[ints(keys)]).unwrap();
+                let state = p.state().unwrap();
+                fin.merge_batch(&[state[0].to_array().unwrap()]).unwrap();
+            }
+            let expected: &[i64] = match n {
+                1 => &[5],
+                2 => &[-7, 5],
+                _ => &[-7, 1, 5, 9],
+            };
+            match fin.evaluate().unwrap() {
+                ScalarValue::List(l) => {
+                    assert_eq!(
+                        l.value(0).as_primitive::<Int64Type>().values(),
+                        expected,
+                        "{n}"
+                    )
+                }
+                other => panic!("{other:?}"),
+            }
         }
     }
 
