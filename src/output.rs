@@ -12,8 +12,13 @@ use datafusion::execution::TaskContext;
 use datafusion::physical_plan::{ExecutionPlan, execute_stream_partitioned};
 use futures::StreamExt;
 use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_writer::{
+    ArrowColumnChunk, ArrowColumnWriter, ArrowLeafColumn, ArrowRowGroupWriterFactory,
+    compute_leaves,
+};
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
+use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::types::ColumnPath;
 
 use crate::error::{Error, Result};
@@ -731,6 +736,9 @@ impl DayFiles {
 /// Runs `df` and writes its rows as Parquet files `part-NNNNN.parquet` in `dir`, one per output
 /// partition that has rows (at least one file, so an empty table still has its schema).
 /// Returns the written schema and the row count.
+///
+/// A plan with fewer output partitions than the session has (a sorted table is one partition)
+/// encodes each file's columns on several threads: see [`ColumnWriters`].
 pub async fn write_parquet(
     plan: Arc<dyn ExecutionPlan>,
     task: Arc<TaskContext>,
@@ -740,13 +748,15 @@ pub async fn write_parquet(
     std::fs::create_dir_all(dir)
         .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
     let schema = written_schema(&plan.schema());
+    let cores = task.session_config().target_partitions();
     let streams = execute_stream_partitioned(plan, task)?;
+    let threads = (cores / streams.len().max(1)).max(1);
     let mut tasks = Vec::new();
     for (i, mut stream) in streams.into_iter().enumerate() {
         let schema = schema.clone();
         let path = dir.join(format!("part-{i:05}.parquet"));
         tasks.push(tokio::spawn(async move {
-            let mut writer: Option<ArrowWriter<std::fs::File>> = None;
+            let mut writer: Option<ColumnWriters> = None;
             let mut rows = 0u64;
             while let Some(batch) = stream.next().await {
                 let batch = convert(&batch?, &schema)?;
@@ -754,10 +764,10 @@ pub async fn write_parquet(
                     continue;
                 }
                 if writer.is_none() {
-                    writer = Some(create_file(&path, &schema, packing)?);
+                    writer = Some(ColumnWriters::create(&path, &schema, packing, threads)?);
                 }
                 rows += batch.num_rows() as u64;
-                writer.as_mut().expect("opened above").write(&batch)?;
+                writer.as_mut().expect("opened above").write(batch)?;
             }
             if let Some(w) = writer {
                 w.close()?;
@@ -774,6 +784,131 @@ pub async fn write_parquet(
         create_file(&dir.join("part-00000.parquet"), &schema, packing)?.close()?;
     }
     Ok((schema, rows))
+}
+
+/// Rows per row group of the files [`write_parquet`] writes: small enough that a reader (the
+/// queries after, a BI tool) splits a one-file table across its cores, large enough to compress
+/// well.
+const ROW_GROUP_ROWS: usize = 128 * 1024;
+
+/// A Parquet file whose row groups are encoded column by column on up to `threads` threads at
+/// once. A sorted table arrives as one stream; encoded by one thread (as `ArrowWriter` does),
+/// its compression and dictionaries kept one core busy while the others had nothing left to do.
+struct ColumnWriters {
+    file: SerializedFileWriter<std::fs::File>,
+    factory: ArrowRowGroupWriterFactory,
+    schema: SchemaRef,
+    pending: Vec<RecordBatch>,
+    pending_rows: usize,
+    row_groups: usize,
+    threads: usize,
+}
+
+impl ColumnWriters {
+    fn create(path: &Path, schema: &SchemaRef, packing: Packing, threads: usize) -> Result<Self> {
+        let (file, factory) = create_file(path, schema, packing)?.into_serialized_writer()?;
+        Ok(ColumnWriters {
+            file,
+            factory,
+            schema: schema.clone(),
+            pending: Vec::new(),
+            pending_rows: 0,
+            row_groups: 0,
+            threads,
+        })
+    }
+
+    fn write(&mut self, mut batch: RecordBatch) -> Result<()> {
+        while self.pending_rows + batch.num_rows() >= ROW_GROUP_ROWS {
+            let head = ROW_GROUP_ROWS - self.pending_rows;
+            self.pending.push(batch.slice(0, head));
+            self.pending_rows += head;
+            self.flush()?;
+            batch = batch.slice(head, batch.num_rows() - head);
+        }
+        if batch.num_rows() > 0 {
+            self.pending_rows += batch.num_rows();
+            self.pending.push(batch);
+        }
+        Ok(())
+    }
+
+    /// Encodes the pending rows as one row group and appends it to the file.
+    fn flush(&mut self) -> Result<()> {
+        if self.pending_rows == 0 {
+            return Ok(());
+        }
+        let writers = self.factory.create_column_writers(self.row_groups)?;
+        // Each Parquet leaf column with its slices of the pending batches.
+        let mut jobs: Vec<(ArrowColumnWriter, Vec<ArrowLeafColumn>)> =
+            writers.into_iter().map(|w| (w, Vec::new())).collect();
+        for batch in std::mem::take(&mut self.pending) {
+            let mut leaf = 0;
+            for (field, column) in self.schema.fields().iter().zip(batch.columns()) {
+                for slice in compute_leaves(field, column)? {
+                    jobs[leaf].1.push(slice);
+                    leaf += 1;
+                }
+            }
+        }
+        self.pending_rows = 0;
+        let chunks = encode_columns(jobs, self.threads)?;
+        let mut row_group = self.file.next_row_group()?;
+        for chunk in chunks {
+            chunk.append_to_row_group(&mut row_group)?;
+        }
+        row_group.close()?;
+        self.row_groups += 1;
+        Ok(())
+    }
+
+    fn close(mut self) -> Result<()> {
+        self.flush()?;
+        self.file.close()?;
+        Ok(())
+    }
+}
+
+/// Encodes each column's slices with its writer, on up to `threads` threads (each takes the
+/// next column nobody has taken); the chunks come back in column order.
+fn encode_columns(
+    jobs: Vec<(ArrowColumnWriter, Vec<ArrowLeafColumn>)>,
+    threads: usize,
+) -> Result<Vec<ArrowColumnChunk>> {
+    let encode = |(mut writer, slices): (ArrowColumnWriter, Vec<ArrowLeafColumn>)| {
+        for slice in &slices {
+            writer.write(slice)?;
+        }
+        writer.close()
+    };
+    let threads = threads.min(jobs.len());
+    if threads <= 1 {
+        return Ok(jobs
+            .into_iter()
+            .map(encode)
+            .collect::<std::result::Result<_, _>>()?);
+    }
+    let count = jobs.len();
+    let queue = std::sync::Mutex::new(jobs.into_iter().enumerate());
+    let done = std::sync::Mutex::new(Vec::with_capacity(count));
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                loop {
+                    let next = queue.lock().expect("not poisoned").next();
+                    let Some((i, job)) = next else { break };
+                    let chunk = encode(job);
+                    done.lock().expect("not poisoned").push((i, chunk));
+                }
+            });
+        }
+    });
+    let mut done = done.into_inner().expect("not poisoned");
+    done.sort_unstable_by_key(|(i, _)| *i);
+    Ok(done
+        .into_iter()
+        .map(|(_, chunk)| chunk)
+        .collect::<std::result::Result<_, _>>()?)
 }
 
 #[cfg(test)]
@@ -1049,6 +1184,66 @@ mod tests {
                 reader.metadata().file_metadata().num_rows() as usize
             })
             .sum()
+    }
+
+    #[test]
+    fn columns_encoded_on_several_threads_come_back_in_order_and_in_row_groups() {
+        use datafusion::arrow::array::{ListArray, StringArray};
+        use datafusion::arrow::datatypes::Int64Type;
+        let dir = tempfile::tempdir().unwrap();
+        let list = Field::new_list_field(DataType::Int64, true);
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("n", DataType::Int64, false),
+            Field::new("name", DataType::Utf8, true),
+            Field::new("tallies", DataType::List(Arc::new(list)), true),
+        ]));
+        let rows = 2 * ROW_GROUP_ROWS + 1000;
+        let batch_of = |from: usize, len: usize| {
+            let ids = from..from + len;
+            let n = Int64Array::from_iter_values(ids.clone().map(|i| i as i64));
+            let name: StringArray = ids
+                .clone()
+                .map(|i| (i % 7 != 0).then(|| format!("lead-{}", i % 1000)))
+                .collect();
+            let tallies = ListArray::from_iter_primitive::<Int64Type, _, _>(
+                ids.map(|i| (i % 5 != 0).then(|| vec![Some(i as i64), None])),
+            );
+            RecordBatch::try_new(
+                schema.clone(),
+                vec![Arc::new(n), Arc::new(name), Arc::new(tallies)],
+            )
+            .unwrap()
+        };
+        let path = dir.path().join("part-00000.parquet");
+        let mut writer = ColumnWriters::create(&path, &schema, Packing::Published, 2).unwrap();
+        // Batches that straddle the row-group boundaries.
+        let mut expected = Vec::new();
+        let mut from = 0;
+        for len in std::iter::repeat([70_001, 3, 50_000]).flatten() {
+            let len = len.min(rows - from);
+            if len == 0 {
+                break;
+            }
+            let batch = batch_of(from, len);
+            expected.push(batch.clone());
+            writer.write(batch).unwrap();
+            from += len;
+        }
+        writer.close().unwrap();
+        let reader =
+            ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&path).unwrap()).unwrap();
+        let groups: Vec<i64> = reader
+            .metadata()
+            .row_groups()
+            .iter()
+            .map(|g| g.num_rows())
+            .collect();
+        let full = ROW_GROUP_ROWS as i64;
+        assert_eq!(groups, [full, full, 1000]);
+        let read: Vec<RecordBatch> = reader.build().unwrap().map(|b| b.unwrap()).collect();
+        let concat =
+            |b: &[RecordBatch]| datafusion::arrow::compute::concat_batches(&schema, b).unwrap();
+        assert_eq!(concat(&read), concat(&expected));
     }
 
     #[test]
