@@ -149,14 +149,19 @@ impl Accumulator for RepeatedKeys {
         if !self.keys.is_empty() {
             runs.push(std::mem::take(&mut self.keys));
         }
-        // Merge pairwise down to two runs, then walk those two together without building the
-        // merged vector (at 20M rows, writing it cost more than the walk).
+        // One or two partial states (the usual case: one per partition) are walked together
+        // without building the merged vector (at 20M rows, writing it cost more than the walk);
+        // more are merged two at a time first.
         let states = std::mem::take(&mut self.runs);
         let mut repeated = Vec::new();
+        let unsigned_key = |k: i64| k as u64;
         match (runs.len(), states.len()) {
-            (0, 1) => repeats(sorted_pair(states[0].values(), &[]), &mut repeated),
+            (0, 1) => repeats(
+                sorted_pair(states[0].values(), &[], unsigned_key),
+                &mut repeated,
+            ),
             (0, 2) => repeats(
-                sorted_pair(states[0].values(), states[1].values()),
+                sorted_pair(states[0].values(), states[1].values(), unsigned_key),
                 &mut repeated,
             ),
             _ => {
@@ -204,26 +209,30 @@ fn repeats(sorted: impl Iterator<Item = u64>, out: &mut Vec<i64>) {
     }
 }
 
-/// The keys of two runs sorted in unsigned order (stored as i64), in that order.
-fn sorted_pair<'a>(a: &'a [i64], b: &'a [i64]) -> impl Iterator<Item = u64> + 'a {
+/// The keys of two runs, each sorted by `key`, in that order.
+fn sorted_pair<'a, T: Copy>(
+    a: &'a [T],
+    b: &'a [T],
+    key: impl Fn(T) -> u64 + 'a,
+) -> impl Iterator<Item = u64> + 'a {
     let (mut i, mut j) = (0, 0);
     std::iter::from_fn(move || {
-        let next = match (a.get(i), b.get(j)) {
-            (Some(&x), Some(&y)) if (x as u64) <= (y as u64) => {
+        let next = match (a.get(i).map(|&x| key(x)), b.get(j).map(|&y| key(y))) {
+            (Some(x), Some(y)) if x <= y => {
                 i += 1;
                 x
             }
-            (_, Some(&y)) => {
+            (_, Some(y)) => {
                 j += 1;
                 y
             }
-            (Some(&x), None) => {
+            (Some(x), None) => {
                 i += 1;
                 x
             }
             (None, None) => return None,
         };
-        Some(next as u64)
+        Some(next)
     })
 }
 
@@ -237,18 +246,7 @@ fn merge_all(mut runs: Vec<Vec<u64>>) -> Vec<u64> {
             match pairs.next() {
                 Some(b) => {
                     let mut merged = Vec::with_capacity(a.len() + b.len());
-                    let (mut i, mut j) = (0, 0);
-                    while i < a.len() && j < b.len() {
-                        if a[i] <= b[j] {
-                            merged.push(a[i]);
-                            i += 1;
-                        } else {
-                            merged.push(b[j]);
-                            j += 1;
-                        }
-                    }
-                    merged.extend_from_slice(&a[i..]);
-                    merged.extend_from_slice(&b[j..]);
+                    merged.extend(sorted_pair(&a, &b, |k| k));
                     next.push(merged);
                 }
                 None => next.push(a),
