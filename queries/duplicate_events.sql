@@ -5,8 +5,8 @@
 -- broken one and the choice never depends on file order. Rows without an event_id are never
 -- duplicates.
 --
--- The join with the short repeated_keys step lets only the rows of repeated keys reach the
--- window; `copies` drops the rare text ids that merely share a key with another id.
+-- Only the rows of repeated keys reach the window: rare_events has found them in its pass over
+-- the events. `copies` drops the rare text ids that merely share a key with another id.
 with candidates as (
     select
         e.lead_id,
@@ -22,8 +22,8 @@ with candidates as (
                      e.asset nulls last, e.product nulls last, e.value nulls last
         ) as copy,
         count(*) over (partition by e.event_id) as copies
-    from events e
-    join repeated_keys r on r.k = event_key(e.event_id)
+    from rare_events e
+    where e.repeated
 )
 
 select lead_id, ts, action, asset, product, value, event_id, copy

@@ -6,11 +6,14 @@
 -- reason: why the row is rejected (SPEC §2.4), or null for a good row. Rows are judged whatever
 --   the cutoff.
 -- good: reason is null.
+--
+-- ${kept_rows} is `kept_events`, or `kept_rare_events` for judged_rare_events, the rows rejects
+-- reads.
 with matched as (
     select
         k.*,
         match_rule(k.action, k.asset, ${rules}) as rule_id
-    from kept_events k
+    from ${kept_rows} k
 )
 
 select

@@ -18,11 +18,11 @@
 -- it holds (a `within_days` rule on a time t holds from t - N days to t); see lead_fold().
 --
 -- The account comes with the lead's row of the leads table (max() of the one account a lead has).
--- ${fold_input} is lead_rows made ready for grouping by lead: joined with the leads table on
--- lead_id (which partitions the rows by lead, so the grouping runs in one phase, with no partial
--- states of every lead's events to build and merge), or, for a backfill under --memory-limit,
--- sorted by lead so that each lead's snapshots are emitted as soon as its events end; its column
--- n exists for the FILTER below, which keeps the numbering (and so the sort) in the plan.
+-- ${fold_input} is lead_rows made ready for grouping by lead: as they are (the engine then
+-- partitions the rows by lead and groups each partition in one phase, with no partial states of
+-- every lead's events to build and merge), or, for a backfill under --memory-limit, sorted by
+-- lead so that each lead's snapshots are emitted as soon as its events end; its column n exists
+-- for the FILTER below, which keeps the numbering (and so the sort) in the plan.
 with lead_rows as (
     select
         e.lead_id,

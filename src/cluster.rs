@@ -65,11 +65,11 @@ fn state_with_functions(config: SessionConfig) -> datafusion::common::Result<Ses
     let runtime = RuntimeEnvBuilder::new()
         .with_object_store_registry(crate::storage::registry())
         .build_arc()?;
-    let mut state = SessionStateBuilder::new()
+    let state = SessionStateBuilder::new()
         .with_config(config)
         .with_runtime_env(runtime)
-        .with_default_features()
-        .build();
+        .with_default_features();
+    let mut state = crate::plan_rules::with_rules(state).build();
     crate::udf::register_all(&mut state)
         .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
     Ok(state)

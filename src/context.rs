@@ -8,6 +8,7 @@ use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use datafusion::common::Result as DfResult;
+use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::memory_pool::{
     FairSpillPool, MemoryConsumer, MemoryLimit, MemoryPool, MemoryReservation, TrackConsumersPool,
     UnboundedMemoryPool,
@@ -108,7 +109,11 @@ pub fn session(options: &EngineOptions) -> Result<SessionContext> {
         );
     }
     let runtime = runtime.build_arc()?;
-    let mut ctx = SessionContext::new_with_config_rt(config, runtime);
+    let state = SessionStateBuilder::new()
+        .with_config(config)
+        .with_runtime_env(runtime)
+        .with_default_features();
+    let mut ctx = SessionContext::new_with_state(crate::plan_rules::with_rules(state).build());
     crate::udf::register_all(&mut ctx)?;
     Ok(ctx)
 }

@@ -20,6 +20,7 @@ pub mod input;
 pub mod model;
 pub mod output;
 pub mod pipeline;
+pub mod plan_rules;
 pub mod progress;
 pub mod queries;
 pub mod query;

@@ -79,8 +79,7 @@ impl<'a> Pipeline<'a> {
 
     /// Plans query `name` (template expanded) into a DataFrame.
     pub async fn plan(&self, name: &str) -> Result<DataFrame> {
-        let text = self.source.text(name)?;
-        let sql = self.template.expand(name, &text)?;
+        let sql = self.source.expand(&self.template, name)?;
         let options = SQLOptions::new()
             .with_allow_ddl(false)
             .with_allow_dml(false)
@@ -258,7 +257,7 @@ impl<'a> Pipeline<'a> {
                     if kind == Kind::View {
                         break;
                     }
-                    let sql = self.template.expand(next, &self.source.text(next)?)?;
+                    let sql = self.source.expand(&self.template, next)?;
                     if names.iter().any(|n| names_table(&sql, n)) {
                         break;
                     }

@@ -27,6 +27,7 @@ macro_rules! embed {
 pub const EMBEDDED: &[(&str, &str)] = embed!(
     "repeated_keys",
     "repeated_keys_grouped",
+    "rare_events",
     "duplicate_events",
     "kept_events",
     "judged_events",
@@ -62,9 +63,31 @@ pub enum Kind {
 /// Finding duplicates and judging rows: the same for every cutoff.
 pub const JUDGE_PIPELINE: &[(&str, Kind)] = &[
     ("repeated_keys", Kind::Step),
+    ("rare_events", Kind::Step),
     ("duplicate_events", Kind::Step),
     ("kept_events", Kind::View),
     ("judged_events", Kind::View),
+    ("kept_rare_events", Kind::View),
+    ("judged_rare_events", Kind::View),
+];
+
+/// A query run from another query's file: `(name, file, [(variable, value)])`.
+pub type Variant = (&'static str, &'static str, &'static [(&'static str, &'static str)]);
+
+/// Queries that run from another query's file with some of its variables set otherwise.
+/// `rejects` judges only the rows of `rare_events` (every row a check may reject is one of them),
+/// through the same two files as every other row.
+pub const VARIANTS: &[Variant] = &[
+    (
+        "kept_rare_events",
+        "kept_events",
+        &[("event_rows", "rare_events")],
+    ),
+    (
+        "judged_rare_events",
+        "judged_events",
+        &[("kept_rows", "kept_rare_events")],
+    ),
 ];
 
 /// The `score` pipeline after [`JUDGE_PIPELINE`] (`latest_event` runs between the two, and only
@@ -104,11 +127,33 @@ pub const REVIEW_MODEL_PIPELINE: &[(&str, Kind)] =
     &[("judged_events", Kind::View), ("lead_activity", Kind::Step)];
 
 /// Where query text comes from.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct QuerySource {
     dir: Option<PathBuf>,
     /// Queries that run from another file than their own name's: `(name, file)`.
     files: Vec<(String, String)>,
+    /// Variables set for one query only, over the template's: `(name, variable, value)`.
+    vars: Vec<(String, String, String)>,
+}
+
+impl Default for QuerySource {
+    /// The embedded queries, with the [`VARIANTS`].
+    fn default() -> Self {
+        let mut source = Self {
+            dir: None,
+            files: Vec::new(),
+            vars: Vec::new(),
+        };
+        for (name, file, vars) in VARIANTS {
+            source.run_from(name, file);
+            for (var, value) in *vars {
+                source
+                    .vars
+                    .push((name.to_string(), var.to_string(), value.to_string()));
+            }
+        }
+        source
+    }
 }
 
 impl QuerySource {
@@ -124,8 +169,19 @@ impl QuerySource {
         }
         Ok(Self {
             dir: dir.map(Path::to_path_buf),
-            files: Vec::new(),
+            ..Self::default()
         })
+    }
+
+    /// The text of query `name` with `template`'s variables (and the query's own) expanded.
+    pub fn expand(&self, template: &Template, name: &str) -> Result<String> {
+        let own: Vec<(&str, &str)> = self
+            .vars
+            .iter()
+            .filter(|(n, _, _)| n == name)
+            .map(|(_, var, value)| (var.as_str(), value.as_str()))
+            .collect();
+        template.expand_with(name, &self.text(name)?, &own)
     }
 
     /// Makes query `name` run from file `file` (`file.sql`, embedded or in the directory).
@@ -174,6 +230,11 @@ impl Template {
     /// Replaces every `${name}`; an unknown name is an error naming the query and the variable.
     /// Text in `--` comments is left alone, so comments may mention variables freely.
     pub fn expand(&self, query: &str, text: &str) -> Result<String> {
+        self.expand_with(query, text, &[])
+    }
+
+    /// [`Template::expand`], with `own` variables taking precedence over the template's.
+    pub fn expand_with(&self, query: &str, text: &str, own: &[(&str, &str)]) -> Result<String> {
         let mut out = String::with_capacity(text.len() * 2);
         let mut in_string = false;
         let mut rest = text;
@@ -189,13 +250,18 @@ impl Template {
                     message: "a `${` is never closed by `}`".into(),
                 })?;
                 let name = after[..end].trim();
-                let value = self.vars.get(name).ok_or_else(|| Error::Query {
-                    name: query.into(),
-                    message: format!(
-                        "unknown template variable ${{{name}}} (known: {})",
-                        self.vars.keys().cloned().collect::<Vec<_>>().join(", ")
-                    ),
-                })?;
+                let value = own
+                    .iter()
+                    .find(|(var, _)| *var == name)
+                    .map(|(_, value)| *value)
+                    .or_else(|| self.vars.get(name).map(String::as_str))
+                    .ok_or_else(|| Error::Query {
+                        name: query.into(),
+                        message: format!(
+                            "unknown template variable ${{{name}}} (known: {})",
+                            self.vars.keys().cloned().collect::<Vec<_>>().join(", ")
+                        ),
+                    })?;
                 out.push_str(value);
                 rest = &after[end + 1..];
             } else {
@@ -281,6 +347,8 @@ impl Template {
         value_actions.sort();
         value_actions.dedup();
         t.set("value_actions", value_actions.join(", "));
+        t.set("event_rows", "events");
+        t.set("kept_rows", "kept_events");
         t.set("stage_table", stage_table(model, false));
         t.set("stage_table_and_none", stage_table(model, true));
         t.set("stage_of_rank", stage_case(model, "stage_rank", true));
@@ -304,9 +372,9 @@ impl Template {
     /// Adds `${fold_input}`: the rows `lead_fold` groups by lead, as a subquery over `lead_rows`
     /// with a column `n` that the fold's FILTER names.
     ///
-    /// Hashed (the default): joined with the leads table on `lead_id`, which partitions the rows
-    /// by lead so that the grouping runs in one phase, and grouped in a hash table; each
-    /// partition's leads are folded, and their snapshot rows built, when its input ends.
+    /// Hashed (the default): the rows as they are, grouped in a hash table after the engine has
+    /// partitioned them by lead (in one phase: see `plan_rules::OnePhaseFold`); each partition's
+    /// leads are folded, and their snapshot rows built, when its input ends.
     ///
     /// Streamed (`backfill` under `--memory-limit`): numbered by a window over `lead_id`, `ts`,
     /// which sorts them by lead (a sort that spills) and lets the grouping emit each lead's
@@ -317,7 +385,7 @@ impl Template {
             "(select r.*, row_number() over (partition by r.lead_id order by r.ts) as n \
              from lead_rows r)"
         } else {
-            "(select r.*, 1 as n from lead_rows r left join leads l on l.lead_id = r.lead_id)"
+            "(select r.*, 1 as n from lead_rows r)"
         };
         self.set("fold_input", sql);
     }
@@ -558,6 +626,25 @@ mod tests {
         let d = chrono::NaiveDate::from_ymd_opt(2026, 9, 1).unwrap();
         assert_eq!(cutoff_micros(d), 1_788_307_200_000_000);
         assert!(timestamp_literal(cutoff_micros(d)).contains("2026-09-02T00:00:00.000000Z"));
+    }
+
+    #[test]
+    fn a_variant_runs_from_its_file_with_its_own_variables() {
+        let source = QuerySource::default();
+        let mut t = Template::default();
+        t.set("event_rows", "events");
+        t.set("kept_rows", "kept_events");
+        t.set("rules", "'[]'");
+        t.set("rule_table", "(select 1 as rule_id)");
+        let kept = source.expand(&t, "kept_events").unwrap();
+        assert!(kept.contains("from events e"), "{kept}");
+        let rare = source.expand(&t, "kept_rare_events").unwrap();
+        assert!(rare.contains("from rare_events e"), "{rare}");
+        let judged = source.expand(&t, "judged_rare_events").unwrap();
+        assert!(judged.contains("from kept_rare_events k"), "{judged}");
+        // The template itself is left as it was.
+        let plain = source.expand(&t, "judged_events").unwrap();
+        assert!(plain.contains("from kept_events k"), "{plain}");
     }
 
     #[test]

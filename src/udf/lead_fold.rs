@@ -70,7 +70,7 @@ use serde::{Deserialize, Serialize};
 use super::{Rows, coerce_number, coerce_text, literal_arg, literal_text, passes};
 use crate::fold::{Decay, Folder, Snapshots, epoch_days};
 
-const NAME: &str = "lead_fold";
+pub(crate) const NAME: &str = "lead_fold";
 const NO_PRODUCT: u32 = u32::MAX;
 const SPEC_ARG: usize = 6;
 
