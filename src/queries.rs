@@ -72,7 +72,11 @@ pub const JUDGE_PIPELINE: &[(&str, Kind)] = &[
 ];
 
 /// A query run from another query's file: `(name, file, [(variable, value)])`.
-pub type Variant = (&'static str, &'static str, &'static [(&'static str, &'static str)]);
+pub type Variant = (
+    &'static str,
+    &'static str,
+    &'static [(&'static str, &'static str)],
+);
 
 /// Queries that run from another query's file with some of its variables set otherwise.
 /// `rejects` judges only the rows of `rare_events` (every row a check may reject is one of them),
