@@ -94,6 +94,11 @@ pub const VARIANTS: &[Variant] = &[
     ),
 ];
 
+/// The variant named `name`, if it is one.
+fn variant(name: &str) -> Option<&'static Variant> {
+    VARIANTS.iter().find(|(n, _, _)| *n == name)
+}
+
 /// The `score` pipeline after [`JUDGE_PIPELINE`] (`latest_event` runs between the two, and only
 /// without `--as-of`).
 pub const SCORE_PIPELINE: &[(&str, Kind)] = &[
@@ -131,33 +136,12 @@ pub const REVIEW_MODEL_PIPELINE: &[(&str, Kind)] =
     &[("judged_events", Kind::View), ("lead_activity", Kind::Step)];
 
 /// Where query text comes from.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct QuerySource {
     dir: Option<PathBuf>,
-    /// Queries that run from another file than their own name's: `(name, file)`.
+    /// Queries that run from another file than their own name's: `(name, file)`, over the
+    /// [`VARIANTS`].
     files: Vec<(String, String)>,
-    /// Variables set for one query only, over the template's: `(name, variable, value)`.
-    vars: Vec<(String, String, String)>,
-}
-
-impl Default for QuerySource {
-    /// The embedded queries, with the [`VARIANTS`].
-    fn default() -> Self {
-        let mut source = Self {
-            dir: None,
-            files: Vec::new(),
-            vars: Vec::new(),
-        };
-        for (name, file, vars) in VARIANTS {
-            source.run_from(name, file);
-            for (var, value) in *vars {
-                source
-                    .vars
-                    .push((name.to_string(), var.to_string(), value.to_string()));
-            }
-        }
-        source
-    }
 }
 
 impl QuerySource {
@@ -173,19 +157,15 @@ impl QuerySource {
         }
         Ok(Self {
             dir: dir.map(Path::to_path_buf),
-            ..Self::default()
+            files: Vec::new(),
         })
     }
 
-    /// The text of query `name` with `template`'s variables (and the query's own) expanded.
+    /// The text of query `name` with `template`'s variables (and, for one of the [`VARIANTS`],
+    /// its own) expanded.
     pub fn expand(&self, template: &Template, name: &str) -> Result<String> {
-        let own: Vec<(&str, &str)> = self
-            .vars
-            .iter()
-            .filter(|(n, _, _)| n == name)
-            .map(|(_, var, value)| (var.as_str(), value.as_str()))
-            .collect();
-        template.expand_with(name, &self.text(name)?, &own)
+        let own = variant(name).map_or(&[][..], |(_, _, vars)| vars);
+        template.expand_with(name, &self.text(name)?, own)
     }
 
     /// Makes query `name` run from file `file` (`file.sql`, embedded or in the directory).
@@ -196,11 +176,10 @@ impl QuerySource {
 
     /// The text of query `name`.
     pub fn text(&self, name: &str) -> Result<String> {
-        let name = self
-            .files
-            .iter()
-            .find(|(n, _)| n == name)
-            .map_or(name, |(_, file)| file.as_str());
+        let name = match self.files.iter().find(|(n, _)| n == name) {
+            Some((_, file)) => file.as_str(),
+            None => variant(name).map_or(name, |(_, file, _)| file),
+        };
         if let Some(dir) = &self.dir {
             let path = dir.join(format!("{name}.sql"));
             if path.exists() {
