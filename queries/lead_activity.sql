@@ -1,8 +1,11 @@
 -- lead_activity: one row per lead and snapshot day, for every lead of the leads table at every
 -- snapshot and for every other lead with a good event (matched or not) before the cutoff.
 --
--- lead_fold() gets each lead's good events and its row of the leads table (with a null ts) in one
--- group, orders the events once and walks them once, reporting every snapshot:
+-- fold_events() gets each lead's kept events, raw, and its row of the leads table (with a null
+-- ts) in one group; it judges each event with the model's rules as judged_events.sql does
+-- (${scored_rules}: the first matching rule's points, times value for a fraction rule, and stage;
+-- rows that a check rejects and rows at or after the last cutoff are left out), orders the good
+-- events once and walks them once, reporting every snapshot:
 --   cutoff            the start of the day after as_of
 --   engagement        the decay fold of SPEC §4.2 up to the cutoff
 --   fit, mql_at       the fit at that cutoff (SPEC §4.4) and the time of the first matched event
@@ -12,7 +15,8 @@
 --   last_positive_at  the latest matched event with positive points, for is_cold (SPEC §4.4)
 --   nps               the latest nps_response answer, ties broken by the larger (SPEC §4.6)
 --   products, product_scores   the same fold per product, floor 0 (SPEC §4.3)
--- Unmatched events have null points: they score nothing but make the lead appear.
+-- Unmatched events score nothing but make the lead appear. Rows with a null lead_id are
+-- rejected: the FILTER leaves them out of the fold (their group reports no snapshot).
 --
 -- ${fit} is the list of the fit rules the lead's attributes match, each with the cutoffs at which
 -- it holds (a `within_days` rule on a time t holds from t - N days to t); see lead_fold().
@@ -22,20 +26,20 @@
 -- partitions the rows by lead and groups each partition in one phase, with no partial states of
 -- every lead's events to build and merge), or, for a backfill under --memory-limit, sorted by
 -- lead so that each lead's snapshots are emitted as soon as its events end; its column n exists
--- for the FILTER below, which keeps the numbering (and so the sort) in the plan.
+-- for the FILTER below, which keeps the numbering (and so the sort) in the plan. ${fold_text} is
+-- the text type the sort wants: the columns as read when there is no sort, plain copies of the
+-- texts when there is one (see Template::set_fold_input).
 with lead_rows as (
     select
         e.lead_id,
         e.ts,
-        e.points,
-        e.product,
-        e.stage_rank,
-        case when e.action = 'nps_response' then e.value end as nps,
+        arrow_cast(e.action, ${fold_text}) as action,
+        arrow_cast(e.asset, ${fold_text}) as asset,
+        arrow_cast(e.product, ${fold_text}) as product,
+        e.value,
         null as fit,
         null as account_id
-    from judged_events e
-    where e.good
-      and e.ts < ${last_cutoff}
+    from kept_events e
 
     union all
 
@@ -47,12 +51,11 @@ folded as (
     select
         r.lead_id,
         max(r.account_id) as account_id,
-        lead_fold(r.ts, r.points, r.product, r.stage_rank, r.nps, r.fit, ${fold})
-            filter (where r.n > 0) as snapshots
+        fold_events(r.ts, r.action, r.asset, r.product, r.value, r.fit, ${scored_rules}, ${fold})
+            filter (where r.n > 0 and r.lead_id is not null) as snapshots
     from ${fold_input} r
     group by r.lead_id
 ),
-
 unnested as (
     select lead_id, account_id, unnest(snapshots) as s
     from folded

@@ -15,7 +15,7 @@ use datafusion::physical_plan::repartition::RepartitionExec;
 
 /// The aggregates whose partial state is every input row: splitting them into a partial and a
 /// final phase only copies the rows into lists and back.
-const HOLISTIC: &[&str] = &[crate::udf::lead_fold::NAME];
+const HOLISTIC: &[&str] = &[crate::udf::lead_fold::NAME, crate::udf::fold_events::NAME];
 
 /// Adds leadscore's plan rules to a session being built.
 pub fn with_rules(builder: SessionStateBuilder) -> SessionStateBuilder {

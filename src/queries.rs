@@ -14,6 +14,7 @@ use chrono::NaiveDate;
 use crate::error::{Error, Result};
 use crate::fold::{MICROS_PER_DAY, Snapshots, cutoff_micros};
 use crate::model::{FitTest, Model};
+use crate::udf::fold_events::ScoredRule;
 use crate::udf::lead_fold::FoldSpec;
 use crate::udf::match_rule::RulePattern;
 
@@ -307,17 +308,29 @@ impl Template {
         );
         t.set("fold", string(&spec.to_json()));
         t.set_fold_input(false);
-        let patterns: Vec<RulePattern> = model
+        let scored: Vec<ScoredRule> = model
             .actions
             .iter()
-            .map(|r| RulePattern {
+            .map(|r| ScoredRule {
                 action: r.action.clone(),
                 assets: r.assets.clone(),
+                points: r.points,
+                fraction: r.fraction,
+                stage_rank: r
+                    .stage
+                    .as_deref()
+                    .and_then(|s| model.stage_rank(s))
+                    .map(|n| n as i64),
             })
             .collect();
+        let patterns: Vec<RulePattern> = scored.iter().map(ScoredRule::pattern).collect();
         t.set(
             "rules",
             string(&serde_json::to_string(&patterns).expect("rules serialize")),
+        );
+        t.set(
+            "scored_rules",
+            string(&serde_json::to_string(&scored).expect("rules serialize")),
         );
         t.set("rule_table", rule_table(model));
         let mut value_actions: Vec<String> = model
@@ -352,7 +365,7 @@ impl Template {
         t
     }
 
-    /// Adds `${fold_input}`: the rows `lead_fold` groups by lead, as a subquery over `lead_rows`
+    /// Adds `${fold_input}`: the rows `fold_events` groups by lead, as a subquery over `lead_rows`
     /// with a column `n` that the fold's FILTER names.
     ///
     /// Hashed (the default): the rows as they are, grouped in a hash table after the engine has
@@ -363,13 +376,23 @@ impl Template {
     /// which sorts them by lead (a sort that spills) and lets the grouping emit each lead's
     /// snapshot rows as soon as its last event has passed, so no more than a batch of leads' rows
     /// is ever held. Slower, and bounded.
+    ///
+    /// Also adds `${fold_text}`, the type `lead_activity.sql` casts the events' text columns to:
+    /// `Utf8View` (as read: no copy) when hashed, `Utf8` when streamed, copying each batch's
+    /// texts out of the string views before the sort: a view batch holds (and is counted for)
+    /// the whole buffers of the batches it was cut from, which left the sort's merge too little
+    /// of a small pool.
     pub fn set_fold_input(&mut self, streamed: bool) {
-        let sql = if streamed {
-            "(select r.*, row_number() over (partition by r.lead_id order by r.ts) as n \
-             from lead_rows r)"
+        let (sql, text) = if streamed {
+            (
+                "(select r.*, row_number() over (partition by r.lead_id order by r.ts) as n \
+                 from lead_rows r)",
+                "'Utf8'",
+            )
         } else {
-            "(select r.*, 1 as n from lead_rows r)"
+            ("(select r.*, 1 as n from lead_rows r)", "'Utf8View'")
         };
+        self.set("fold_text", text);
         self.set("fold_input", sql);
     }
 

@@ -52,8 +52,8 @@ use std::sync::Arc;
 
 use chrono::NaiveDate;
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, Date32Array, Float64Array, Float64Builder, Int64Array,
-    Int64Builder, ListArray, ListBuilder, StringBuilder, StringViewArray, StructArray,
+    Array, ArrayRef, AsArray, BooleanArray, Date32Array, Float64Array, Float64Builder, Int32Array,
+    Int64Array, Int64Builder, ListArray, ListBuilder, StringBuilder, StringViewArray, StructArray,
     TimestampMicrosecondArray,
 };
 use datafusion::arrow::buffer::OffsetBuffer;
@@ -67,6 +67,8 @@ use datafusion::logical_expr::{
 };
 use serde::{Deserialize, Serialize};
 
+use super::fold_events::Judge;
+use super::match_rule::match_all;
 use super::{Rows, coerce_number, coerce_text, literal_arg, literal_text, passes};
 use crate::fold::{Decay, Folder, Snapshots, epoch_days};
 
@@ -133,7 +135,7 @@ impl FoldSpec {
         serde_json::to_string(self).expect("a fold spec always serializes")
     }
 
-    fn parse(text: &str) -> std::result::Result<Params, String> {
+    pub(crate) fn parse(text: &str) -> std::result::Result<Params, String> {
         let spec: FoldSpec =
             serde_json::from_str(text).map_err(|e| format!("bad spec {text:?}: {e}"))?;
         spec.decay.validate()?;
@@ -164,7 +166,7 @@ impl FoldSpec {
 
 /// The parsed constant arguments.
 #[derive(Clone, Debug)]
-struct Params {
+pub(crate) struct Params {
     threshold: f64,
     floor: f64,
     decay: Decay,
@@ -176,13 +178,23 @@ struct Params {
 }
 
 impl Params {
-    fn from_args(args: &AccumulatorArgs) -> Result<Params> {
+    /// The spec of `function`, its argument `index`.
+    pub(crate) fn from_args(
+        args: &AccumulatorArgs,
+        index: usize,
+        function: &str,
+    ) -> Result<Params> {
         let text = literal_text(
-            &literal_arg(args.exprs, SPEC_ARG, NAME, "spec")?,
-            NAME,
+            &literal_arg(args.exprs, index, function, "spec")?,
+            function,
             "spec",
         )?;
-        FoldSpec::parse(&text).map_err(|e| DataFusionError::Plan(format!("{NAME}: {e}")))
+        FoldSpec::parse(&text).map_err(|e| DataFusionError::Plan(format!("{function}: {e}")))
+    }
+
+    /// The last snapshot's cutoff: events at or after it count in no snapshot.
+    fn last_cutoff(&self) -> i64 {
+        self.cutoffs.last().copied().unwrap_or(i64::MIN)
     }
 }
 
@@ -222,7 +234,7 @@ fn snapshot_fields() -> Fields {
     ])
 }
 
-fn result_type() -> DataType {
+pub(crate) fn result_type() -> DataType {
     list_of(DataType::Struct(snapshot_fields()))
 }
 
@@ -260,35 +272,17 @@ impl AggregateUDFImpl for LeadFoldFunc {
                 "lead_fold(ts, points, product, stage_rank, nps, fit, spec) takes 7 arguments"
             );
         }
-        let ts = match &arg_types[0] {
-            DataType::Timestamp(_, _) | DataType::Null => utc_micros(),
-            other => return plan_err!("lead_fold: ts must be a timestamp, got {other}"),
-        };
         let stage = match &arg_types[3] {
             t if t.is_integer() || *t == DataType::Null => DataType::Int64,
             other => return plan_err!("lead_fold: stage_rank must be an integer, got {other}"),
         };
-        let fit = match &arg_types[5] {
-            DataType::List(f) | DataType::LargeList(f)
-                if matches!(f.data_type(), DataType::Struct(fields)
-                    if fields.iter().map(|f| f.name().as_str()).eq(["from", "to", "points"])) =>
-            {
-                fit_rules_type()
-            }
-            other => coerce_number(NAME, other).map_err(|_| {
-                DataFusionError::Plan(format!(
-                    "{NAME}: fit must be a number or a list of {{from, to, points}} structs, \
-                     got {other}"
-                ))
-            })?,
-        };
         Ok(vec![
-            ts,
+            coerce_ts(NAME, &arg_types[0])?,
             coerce_number(NAME, &arg_types[1])?,
             coerce_text(NAME, &arg_types[2])?,
             stage,
             coerce_number(NAME, &arg_types[4])?,
-            fit,
+            coerce_fit(NAME, &arg_types[5])?,
             coerce_text(NAME, &arg_types[6])?,
         ])
     }
@@ -302,27 +296,12 @@ impl AggregateUDFImpl for LeadFoldFunc {
     }
 
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
-        let list = |suffix: &str, t: DataType| {
-            Arc::new(Field::new(
-                format!("{}[{suffix}]", args.name),
-                list_of(t),
-                true,
-            ))
-        };
-        Ok(vec![
-            list("ts", DataType::Int64),
-            list("points", DataType::Float64),
-            list("product", DataType::Utf8),
-            list("stage", DataType::Int64),
-            list("nps_ts", DataType::Int64),
-            list("nps", DataType::Float64),
-            list("fit", DataType::Struct(rule_fields(DataType::Int64))),
-        ])
+        Ok(state_fields(args.name))
     }
 
     fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
         Ok(Box::new(LeadFoldAccumulator {
-            inner: LeadFoldGroups::new(Params::from_args(&args)?),
+            inner: LeadFoldGroups::new(Params::from_args(&args, SPEC_ARG, NAME)?),
         }))
     }
 
@@ -334,8 +313,53 @@ impl AggregateUDFImpl for LeadFoldFunc {
         &self,
         args: AccumulatorArgs,
     ) -> Result<Box<dyn GroupsAccumulator>> {
-        Ok(Box::new(LeadFoldGroups::new(Params::from_args(&args)?)))
+        Ok(Box::new(LeadFoldGroups::new(Params::from_args(
+            &args, SPEC_ARG, NAME,
+        )?)))
     }
+}
+
+/// The `ts` argument: any timestamp, read as UTC microseconds.
+pub(crate) fn coerce_ts(function: &str, t: &DataType) -> Result<DataType> {
+    match t {
+        DataType::Timestamp(_, _) | DataType::Null => Ok(utc_micros()),
+        other => plan_err!("{function}: ts must be a timestamp, got {other}"),
+    }
+}
+
+/// The `fit` argument: a number, or a list of `{from, to, points}` rules.
+pub(crate) fn coerce_fit(function: &str, t: &DataType) -> Result<DataType> {
+    match t {
+        DataType::List(f) | DataType::LargeList(f)
+            if matches!(f.data_type(), DataType::Struct(fields)
+                if fields.iter().map(|f| f.name().as_str()).eq(["from", "to", "points"])) =>
+        {
+            Ok(fit_rules_type())
+        }
+        other => coerce_number(function, other).map_err(|_| {
+            DataFusionError::Plan(format!(
+                "{function}: fit must be a number or a list of {{from, to, points}} structs, \
+                 got {other}"
+            ))
+        }),
+    }
+}
+
+/// The partial state of an aggregate named `name` that folds events: each group's judged events,
+/// answers and fit rules, as lists.
+pub(crate) fn state_fields(name: &str) -> Vec<FieldRef> {
+    let list = |suffix: &str, t: DataType| {
+        Arc::new(Field::new(format!("{name}[{suffix}]"), list_of(t), true))
+    };
+    vec![
+        list("ts", DataType::Int64),
+        list("points", DataType::Float64),
+        list("product", DataType::Utf8),
+        list("stage", DataType::Int64),
+        list("nps_ts", DataType::Int64),
+        list("nps", DataType::Float64),
+        list("fit", DataType::Struct(rule_fields(DataType::Int64))),
+    ]
 }
 
 /// Groups per bucket of [`Events`]: a bucket's events, sorted by group at the end, fit in the
@@ -489,6 +513,18 @@ impl Event {
     }
 }
 
+/// Whether `v` lies in `0..=hi` as SQL's `not (v < 0 or v > hi)` says: the engine orders NaN
+/// above every number (so NaN is outside) and -0.0 equal to 0 (so -0.0 is inside).
+fn within(v: f64, hi: f64) -> bool {
+    (0.0..=hi).contains(&v)
+}
+
+/// Whether row `i` of `action` (not null) is `nps_response`; most rows are told apart by length.
+fn is_nps_response(action: &StringViewArray, i: usize) -> bool {
+    const NPS: &str = "nps_response";
+    action.views()[i] as u32 as usize == NPS.len() && action.value(i) == NPS
+}
+
 /// Net Promoter answers: `(group, ts, value)`.
 #[derive(Clone, Debug, Default)]
 struct Answers {
@@ -622,6 +658,9 @@ pub struct LeadFoldGroups {
     /// How many fit rules `fits` holds (for `size`, which must not walk every group).
     fit_rules: usize,
     products: Products,
+    /// For `fold_events`: the rules that judge each raw row (see [`super::fold_events`]);
+    /// `None` for `lead_fold`, whose rows come judged.
+    judge: Option<Arc<Judge>>,
 }
 
 /// The fit argument: a number per row, or a list of rules per row.
@@ -698,8 +737,41 @@ impl<'a> EventArgs<'a> {
     }
 }
 
+/// The arguments of one batch of raw rows (`fold_events`), viewed with their types, and the
+/// rule each row matches.
+struct RawArgs<'a> {
+    ts: &'a TimestampMicrosecondArray,
+    action: StringViewArray,
+    product: StringViewArray,
+    value: &'a Float64Array,
+    fit: FitArg<'a>,
+    rule: Int32Array,
+}
+
+impl<'a> RawArgs<'a> {
+    fn new(values: &'a [ArrayRef], judge: &Judge) -> Result<Self> {
+        let action = super::string_view(&values[1], super::fold_events::NAME)?;
+        let asset = super::string_view(&values[2], super::fold_events::NAME)?;
+        let rule = match_all(&judge.matcher, &action, &asset);
+        Ok(RawArgs {
+            ts: values[0].as_primitive::<TimestampMicrosecondType>(),
+            action,
+            product: super::string_view(&values[3], super::fold_events::NAME)?,
+            value: values[4].as_primitive::<Float64Type>(),
+            fit: FitArg::new(&values[5])?,
+            rule,
+        })
+    }
+}
+
+/// A batch's rows as the accumulator reads them: judged (`lead_fold`) or raw (`fold_events`).
+enum Intake<'a> {
+    Judged(EventArgs<'a>),
+    Raw(RawArgs<'a>, &'a Judge),
+}
+
 impl LeadFoldGroups {
-    fn new(params: Params) -> Self {
+    pub(crate) fn new(params: Params) -> Self {
         Self {
             params,
             events: Events::default(),
@@ -707,6 +779,31 @@ impl LeadFoldGroups {
             fits: Vec::new(),
             fit_rules: 0,
             products: Products::default(),
+            judge: None,
+        }
+    }
+
+    /// An accumulator that judges raw rows with `judge` itself (`fold_events`).
+    pub(crate) fn judging(params: Params, judge: Judge) -> Self {
+        Self {
+            judge: Some(Arc::new(judge)),
+            ..Self::new(params)
+        }
+    }
+
+    /// Views a batch for `add`, judged or raw as `judge` says.
+    fn intake<'a>(judge: Option<&'a Judge>, values: &'a [ArrayRef]) -> Result<Intake<'a>> {
+        Ok(match judge {
+            None => Intake::Judged(EventArgs::new(values)?),
+            Some(judge) => Intake::Raw(RawArgs::new(values, judge)?, judge),
+        })
+    }
+
+    /// Adds row `i` of a batch to group `g`.
+    fn add(&mut self, intake: &Intake, i: usize, g: usize) {
+        match intake {
+            Intake::Judged(args) => self.add_row(args, i, g),
+            Intake::Raw(args, judge) => self.add_raw_row(args, judge, i, g),
         }
     }
 
@@ -746,15 +843,61 @@ impl LeadFoldGroups {
         }
     }
 
-    /// Adds row `i` of `args` to group `g`.
-    fn add_row(&mut self, args: &EventArgs, i: usize, g: usize) {
+    /// Keeps the fit of row `i`, a leads-table row, for group `g` (the first one seen).
+    fn add_fit(&mut self, fit: &FitArg, i: usize, g: usize) {
         // Only a leads-table row has a fit: event rows never touch the per-group fits.
-        if let Some(fit) = args.fit.get(i)
+        if let Some(fit) = fit.get(i)
             && self.fits[g].is_none()
         {
             self.fit_rules += fit.len();
             self.fits[g] = Some(fit);
         }
+    }
+
+    /// Adds row `i` of `args`, a raw row, to group `g` if it is good and before the last cutoff,
+    /// judged as `judged_events.sql` judges a row (SPEC §2.4, §3, §4.1): a null `ts` or `action`
+    /// rejects it; else it matches its first rule (none: unmatched, no points); a fraction rule
+    /// takes `points × value` and rejects a value outside 0..1 (null included), and an
+    /// `nps_response` answer outside 0..10 rejects the row (see [`within`] for NaN and -0.0).
+    fn add_raw_row(&mut self, args: &RawArgs, judge: &Judge, i: usize, g: usize) {
+        self.add_fit(&args.fit, i, g);
+        if args.ts.is_null(i) || args.action.is_null(i) {
+            return;
+        }
+        let ts = args.ts.value(i);
+        if ts >= self.params.last_cutoff() {
+            return;
+        }
+        let value = args.value.is_valid(i).then(|| args.value.value(i));
+        let is_nps = is_nps_response(&args.action, i);
+        if is_nps && !value.is_some_and(|v| within(v, 10.0)) {
+            return;
+        }
+        let (points, stage) = if args.rule.is_valid(i) {
+            let rule = &judge.rules[args.rule.value(i) as usize - 1];
+            let points = match (rule.fraction, value) {
+                (false, _) => rule.points,
+                (true, Some(v)) if within(v, 1.0) => rule.points * v,
+                (true, _) => return,
+            };
+            (Some(points), self.stage_code(rule.stage_rank.unwrap_or(0)))
+        } else {
+            (None, 0)
+        };
+        let product = if points.is_some() && args.product.is_valid(i) {
+            self.products.id_of_view(&args.product, i)
+        } else {
+            NO_PRODUCT
+        };
+        self.events.push(g, Event::new(ts, points, product, stage));
+        if is_nps && let Some(v) = value {
+            self.answers.push(g, ts, v);
+        }
+    }
+
+    /// Adds row `i` of `args` to group `g`.
+    fn add_row(&mut self, args: &EventArgs, i: usize, g: usize) {
+        self.add_fit(&args.fit, i, g);
         if args.ts.is_null(i) {
             return;
         }
@@ -1217,10 +1360,11 @@ impl GroupsAccumulator for LeadFoldGroups {
         total_num_groups: usize,
     ) -> Result<()> {
         self.ensure_groups(total_num_groups);
-        let args = EventArgs::new(values)?;
+        let judge = self.judge.clone();
+        let intake = Self::intake(judge.as_deref(), values)?;
         for (i, &g) in group_indices.iter().enumerate() {
             if passes(opt_filter, i) {
-                self.add_row(&args, i, g);
+                self.add(&intake, i, g);
             }
         }
         Ok(())
@@ -1307,10 +1451,10 @@ impl GroupsAccumulator for LeadFoldGroups {
         let mut one = LeadFoldGroups::new(self.params.clone());
         one.products = self.products.clone();
         one.ensure_groups(rows);
-        let args = EventArgs::new(values)?;
+        let intake = Self::intake(self.judge.as_deref(), values)?;
         for i in 0..rows {
             if passes(opt_filter, i) {
-                one.add_row(&args, i, i);
+                one.add(&intake, i, i);
             }
         }
         let taken = one.take(EmitTo::All);
@@ -1329,8 +1473,8 @@ impl GroupsAccumulator for LeadFoldGroups {
 
 /// `lead_fold` over a single group (no GROUP BY, or engines that do not use the grouped path).
 #[derive(Debug)]
-struct LeadFoldAccumulator {
-    inner: LeadFoldGroups,
+pub(crate) struct LeadFoldAccumulator {
+    pub(crate) inner: LeadFoldGroups,
 }
 
 impl LeadFoldAccumulator {

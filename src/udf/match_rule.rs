@@ -140,7 +140,11 @@ impl ScalarUDFImpl for MatchRuleFunc {
 /// a Parquet reader points repeated values at the same bytes, so the answer for each pair of
 /// string views (length, prefix, buffer, offset: equal views are equal texts) is remembered for
 /// the batch in a small direct-mapped table; a pair it does not hold is matched in full.
-fn match_all(rules: &RuleMatcher, action: &StringViewArray, asset: &StringViewArray) -> Int32Array {
+pub(crate) fn match_all(
+    rules: &RuleMatcher,
+    action: &StringViewArray,
+    asset: &StringViewArray,
+) -> Int32Array {
     const SLOTS: usize = 1024;
     let mut memo: Vec<Option<(u128, u128, Option<i32>)>> = vec![None; SLOTS];
     let (actions, assets) = (action.views(), asset.views());

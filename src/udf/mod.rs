@@ -7,6 +7,7 @@
 
 pub mod decay;
 pub mod event_key;
+pub mod fold_events;
 pub mod glob_match;
 pub mod lead_fold;
 pub mod match_rule;
@@ -38,6 +39,7 @@ pub fn scalar_functions() -> Vec<Arc<ScalarUDF>> {
 pub fn aggregate_functions() -> Vec<Arc<AggregateUDF>> {
     vec![
         Arc::new(lead_fold::lead_fold_udaf()),
+        Arc::new(fold_events::fold_events_udaf()),
         Arc::new(repeated_keys::repeated_keys_udaf()),
         Arc::new(stable_sum::stable_sum_udaf()),
         Arc::new(top_lead::top_lead_udaf()),

@@ -1,0 +1,306 @@
+//! `fold_events(ts, action, asset, product, value, fit, rules, spec)`: `lead_fold` over raw
+//! event rows, judging each row with the model's rules itself instead of reading a judged row.
+//!
+//! The rows are those of `kept_events` (the input without the dropped copies of repeated
+//! `event_id`s) and the lead's row of the leads table (a null `ts` and its `fit`, as for
+//! `lead_fold`). Each event row is judged as `judged_events.sql` judges it (SPEC §2.4, §3,
+//! §4.1): a null `ts` or `action`, a `fraction` rule's value outside 0..1 or an `nps_response`
+//! answer outside 0..10 (null counts as outside) leaves the row out; a good row takes its first
+//! matching rule's points (times `value` for a fraction rule), stage and product, or no points
+//! when no rule matches; an `nps_response` row's `value` is its answer. Rows at or after the
+//! last snapshot's cutoff are left out too. The rows a check rejects are listed, with their
+//! reasons, by the `rejects` query; this function only skips them. A null `lead_id` is the
+//! caller's to leave out (`lead_activity.sql` does in the aggregate's `FILTER`).
+//!
+//! `rules` is a constant JSON list, in model-file order, of
+//! `{"action", "assets" (globs or null), "points", "fraction", "stage_rank" (or null)}`
+//! (`${scored_rules}` in the queries); `spec` is `lead_fold`'s. The result, the partial state and
+//! everything about snapshots are `lead_fold`'s (see there).
+//!
+//! ```sql
+//! select lead_id, unnest(fold_events(ts, action, asset, product, value, null,
+//!          '[{"action":"page_view","assets":["/pricing*"],"points":5,"fraction":false,"stage_rank":1}]',
+//!          '{"threshold":100,"floor":0,"decay":{"kind":"none"},"from":"2026-01-31",
+//!            "to":"2026-01-31","stages":1,"products":true}')) as s
+//! from kept_events group by lead_id;
+//! -- s['engagement'], s['matched'], s['unmatched'], ...
+//! ```
+//!
+//! Why a second entry to the fold: judging in SQL (a rule-table join, the points and reason
+//! expressions, two filters) made the engine copy every event row four times before the fold
+//! read it, about as much work as the fold itself; read raw, each row is judged once, in place.
+
+use datafusion::arrow::datatypes::{DataType, FieldRef};
+use datafusion::common::{DataFusionError, Result, plan_err};
+use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
+use datafusion::logical_expr::{
+    Accumulator, AggregateUDF, AggregateUDFImpl, GroupsAccumulator, Signature, Volatility,
+};
+use serde::{Deserialize, Serialize};
+
+use super::lead_fold::{
+    LeadFoldAccumulator, LeadFoldGroups, Params, coerce_fit, coerce_ts, result_type, state_fields,
+};
+use super::match_rule::{RuleMatcher, RulePattern};
+use super::{coerce_number, coerce_text, literal_arg, literal_text};
+
+pub(crate) const NAME: &str = "fold_events";
+const RULES_ARG: usize = 6;
+const SPEC_ARG: usize = 7;
+
+/// One `[[action]]` rule with what it is worth, as `fold_events` takes it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScoredRule {
+    pub action: String,
+    #[serde(default)]
+    pub assets: Option<Vec<String>>,
+    pub points: f64,
+    /// `scale = "fraction"`: the points are multiplied by the row's `value`.
+    #[serde(default)]
+    pub fraction: bool,
+    /// The position (from 1) of the rule's stage in the model's `stages`.
+    #[serde(default)]
+    pub stage_rank: Option<i64>,
+}
+
+impl ScoredRule {
+    /// What the rule matches, as `match_rule` takes it.
+    pub fn pattern(&self) -> RulePattern {
+        RulePattern {
+            action: self.action.clone(),
+            assets: self.assets.clone(),
+        }
+    }
+}
+
+/// The compiled rule list that judges raw rows.
+#[derive(Debug)]
+pub(crate) struct Judge {
+    pub(crate) matcher: RuleMatcher,
+    /// The rules in file order: rule number `n` is `rules[n - 1]`.
+    pub(crate) rules: Vec<ScoredRule>,
+}
+
+impl Judge {
+    /// Parses the JSON form used in SQL.
+    pub(crate) fn from_json(text: &str) -> Result<Self> {
+        let rules: Vec<ScoredRule> = serde_json::from_str(text).map_err(|e| {
+            DataFusionError::Plan(format!(
+                "{NAME}: the rule list is not valid JSON of scored rules: {e}"
+            ))
+        })?;
+        let patterns: Vec<RulePattern> = rules.iter().map(ScoredRule::pattern).collect();
+        Ok(Judge {
+            matcher: RuleMatcher::new(&patterns),
+            rules,
+        })
+    }
+
+    fn from_args(args: &AccumulatorArgs) -> Result<Self> {
+        let text = literal_text(
+            &literal_arg(args.exprs, RULES_ARG, NAME, "rules")?,
+            NAME,
+            "rules",
+        )?;
+        Self::from_json(&text)
+    }
+}
+
+/// The `fold_events` SQL aggregate.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct FoldEventsFunc {
+    signature: Signature,
+}
+
+impl Default for FoldEventsFunc {
+    fn default() -> Self {
+        Self {
+            signature: Signature::user_defined(Volatility::Immutable),
+        }
+    }
+}
+
+/// `fold_events` as a registrable function.
+pub fn fold_events_udaf() -> AggregateUDF {
+    AggregateUDF::from(FoldEventsFunc::default())
+}
+
+impl AggregateUDFImpl for FoldEventsFunc {
+    fn name(&self) -> &str {
+        NAME
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        if arg_types.len() != 8 {
+            return plan_err!(
+                "fold_events(ts, action, asset, product, value, fit, rules, spec) takes 8 \
+                 arguments"
+            );
+        }
+        Ok(vec![
+            coerce_ts(NAME, &arg_types[0])?,
+            coerce_text(NAME, &arg_types[1])?,
+            coerce_text(NAME, &arg_types[2])?,
+            coerce_text(NAME, &arg_types[3])?,
+            coerce_number(NAME, &arg_types[4])?,
+            coerce_fit(NAME, &arg_types[5])?,
+            coerce_text(NAME, &arg_types[6])?,
+            coerce_text(NAME, &arg_types[7])?,
+        ])
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        Ok(result_type())
+    }
+
+    fn is_nullable(&self) -> bool {
+        false
+    }
+
+    fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
+        Ok(state_fields(args.name))
+    }
+
+    fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+        Ok(Box::new(LeadFoldAccumulator {
+            inner: groups(&args)?,
+        }))
+    }
+
+    fn groups_accumulator_supported(&self, _args: AccumulatorArgs) -> bool {
+        true
+    }
+
+    fn create_groups_accumulator(
+        &self,
+        args: AccumulatorArgs,
+    ) -> Result<Box<dyn GroupsAccumulator>> {
+        Ok(Box::new(groups(&args)?))
+    }
+}
+
+fn groups(args: &AccumulatorArgs) -> Result<LeadFoldGroups> {
+    Ok(LeadFoldGroups::judging(
+        Params::from_args(args, SPEC_ARG, NAME)?,
+        Judge::from_args(args)?,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use datafusion::arrow::array::{
+        ArrayRef, AsArray, Float64Array, StringViewArray, TimestampMicrosecondArray,
+    };
+    use datafusion::arrow::datatypes::{Float64Type, Int64Type};
+    use datafusion::logical_expr::{EmitTo, GroupsAccumulator};
+
+    use super::*;
+    use crate::udf::lead_fold::FoldSpec;
+
+    const DAY: i64 = 86_400_000_000;
+    /// 2026-01-01T00:00:00Z.
+    const T0: i64 = 1_767_225_600_000_000;
+    const RULES: &str = r#"[{"action":"page_view","assets":["/pricing*"],"points":10,"stage_rank":2},
+        {"action":"video_play","points":20,"fraction":true,"stage_rank":1}]"#;
+    const SPEC: &str = r#"{"threshold":15,"floor":0,"decay":{"kind":"exponential","half_life_days":10},
+        "from":"2026-01-10","to":"2026-01-30","every_days":10,"stages":2,"products":true}"#;
+
+    fn judging() -> LeadFoldGroups {
+        LeadFoldGroups::judging(
+            FoldSpec::parse(SPEC).unwrap(),
+            Judge::from_json(RULES).unwrap(),
+        )
+    }
+
+    /// Rows: (lead, day, action, asset, product, value); a lead's first row also carries fit 1.
+    fn rows() -> (Vec<ArrayRef>, Vec<usize>) {
+        type Row = (usize, Option<i64>, Option<&'static str>, &'static str, f64);
+        let rows: [Row; 9] = [
+            (0, Some(0), Some("page_view"), "/pricing", f64::NAN),
+            (1, Some(1), Some("video_play"), "v", 0.5),
+            (0, Some(2), Some("video_play"), "v", 1.5),
+            (1, None, Some("page_view"), "/pricing", 0.0),
+            (0, Some(3), None, "/pricing", 0.0),
+            (1, Some(15), Some("page_view"), "/blog", 0.0),
+            (0, Some(12), Some("page_view"), "/pricing/x", 0.0),
+            (1, Some(40), Some("page_view"), "/pricing", 0.0),
+            (0, Some(20), Some("nps_response"), "", 9.0),
+        ];
+        let values: Vec<ArrayRef> = vec![
+            Arc::new(
+                TimestampMicrosecondArray::from_iter(
+                    rows.iter().map(|r| r.1.map(|d| T0 + d * DAY)),
+                )
+                .with_timezone("UTC"),
+            ),
+            Arc::new(StringViewArray::from_iter(rows.iter().map(|r| r.2))),
+            Arc::new(StringViewArray::from_iter_values(rows.iter().map(|r| r.3))),
+            Arc::new(StringViewArray::from_iter_values(
+                rows.iter().map(|_| "crm"),
+            )),
+            Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.4))),
+            Arc::new(Float64Array::from_iter(
+                (0..rows.len()).map(|i| (i < 2).then_some(1.0)),
+            )),
+        ];
+        (values, rows.iter().map(|r| r.0).collect())
+    }
+
+    #[test]
+    fn raw_rows_are_judged_and_folded_alike_in_one_phase_and_through_partial_states() {
+        let (values, groups) = rows();
+        let mut one = judging();
+        one.update_batch(&values, &groups, None, 2).unwrap();
+        let direct = one.evaluate(EmitTo::All).unwrap();
+
+        // Each row as its own partial state, merged into the rows' groups.
+        let states = judging().convert_to_state(&values, None).unwrap();
+        let mut merged = judging();
+        merged.merge_batch(&states, &groups, 2).unwrap();
+        let merged = merged.evaluate(EmitTo::All).unwrap();
+        assert_eq!(direct.to_data(), merged.to_data());
+
+        // Lead 0: page_view /pricing at day 0 (NaN value, not a fraction rule: 10 points) and at
+        // day 12, the fraction 1.5 and the null action rejected, the NPS answer 9 at day 20.
+        // Lead 1: video 0.5 = 10 points at day 1, an unmatched page_view at day 15; the null ts
+        // and day 40 rows left out.
+        let lists = direct.as_list::<i32>();
+        let snapshots = |g: usize| {
+            let list = lists.value(g);
+            let s = list.as_struct();
+            let col = |name: &str| s.column_by_name(name).unwrap().clone();
+            (
+                col("matched").as_primitive::<Int64Type>().values().to_vec(),
+                col("unmatched")
+                    .as_primitive::<Int64Type>()
+                    .values()
+                    .to_vec(),
+                col("nps")
+                    .as_primitive::<Float64Type>()
+                    .iter()
+                    .collect::<Vec<_>>(),
+                col("engagement")
+                    .as_primitive::<Float64Type>()
+                    .values()
+                    .to_vec(),
+            )
+        };
+        let (matched, unmatched, nps, engagement) = snapshots(0);
+        assert_eq!(matched, [1, 2, 2]);
+        assert_eq!(unmatched, [0, 0, 1]);
+        assert_eq!(nps, [None, None, Some(9.0)]);
+        // Day 30: 10 x 2^-3 + 10 x 2^-1.8.
+        let expected = 10.0 * 2f64.powf(-3.0) + 10.0 * 2f64.powf(-1.8);
+        assert!((engagement[2] - expected).abs() < 1e-12, "{engagement:?}");
+        let (matched, unmatched, _, _) = snapshots(1);
+        assert_eq!(matched, [1, 1, 1]);
+        assert_eq!(unmatched, [0, 1, 1]);
+    }
+}
