@@ -1,5 +1,6 @@
-//! The scoring kernel alone: the decay fold over one lead's sorted events, and the `lead_fold`
-//! aggregate over many leads through DataFusion, on synthetic in-memory data (no I/O).
+//! The scoring kernel alone: the decay fold over one lead's sorted events, the `lead_fold`
+//! aggregate over many leads through DataFusion, and the judging of raw rows before the fold
+//! (in SQL and then `lead_fold`, against `fold_events`), on synthetic in-memory data (no I/O).
 //!
 //! `cargo bench --bench fold`
 
@@ -83,11 +84,31 @@ fn aggregate(c: &mut Criterion) {
             k => Some(products[k as usize]),
         })
         .collect();
+    // Raw rows for the judging benches: a few actions and assets, values for the fraction rule
+    // and the NPS answers (some out of range).
+    let kinds = [
+        ("page_view", "/pricing/team"),
+        ("page_view", "/blog/post"),
+        ("page_view", "/careers"),
+        ("email_open", "nl-weekly"),
+        ("video_play", "intro"),
+        ("nps_response", "survey"),
+        ("download", "wp-roi"),
+    ];
+    let kind: Vec<usize> = (0..rows)
+        .map(|_| (lcg(&mut s) % kinds.len() as u64) as usize)
+        .collect();
+    let value: Vec<f64> = (0..rows)
+        .map(|_| (lcg(&mut s) % 1100) as f64 / 100.0)
+        .collect();
     let schema = Arc::new(Schema::new(vec![
         Field::new("lead_id", DataType::Int64, false),
         Field::new("ts_us", DataType::Int64, false),
         Field::new("points", DataType::Float64, false),
         Field::new("product", DataType::Utf8, true),
+        Field::new("action", DataType::Utf8, false),
+        Field::new("asset", DataType::Utf8, false),
+        Field::new("value", DataType::Float64, false),
     ]));
     let batches: Vec<RecordBatch> = (0..rows)
         .step_by(65_536)
@@ -100,6 +121,13 @@ fn aggregate(c: &mut Criterion) {
                     Arc::new(Int64Array::from(ts[start..end].to_vec())),
                     Arc::new(Float64Array::from(points[start..end].to_vec())),
                     Arc::new(StringArray::from(product[start..end].to_vec())),
+                    Arc::new(StringArray::from_iter_values(
+                        kind[start..end].iter().map(|&k| kinds[k].0),
+                    )),
+                    Arc::new(StringArray::from_iter_values(
+                        kind[start..end].iter().map(|&k| kinds[k].1),
+                    )),
+                    Arc::new(Float64Array::from(value[start..end].to_vec())),
                 ],
             )
             .unwrap()
@@ -147,6 +175,99 @@ fn aggregate(c: &mut Criterion) {
                 runtime.block_on(async { ctx.sql(sql).await.unwrap().collect().await.unwrap() })
             })
         });
+    }
+    g.finish();
+
+    // Judging: rules matched, fractions and answers checked, points and stages taken, then
+    // folded at one snapshot. In SQL (what judged_events.sql does) and then `lead_fold`, or
+    // inside the fold by `fold_events` (what lead_activity.sql does).
+    let rules = [
+        ("page_view", Some("/pricing*"), 15.0, false, Some(3)),
+        ("page_view", Some("/careers*"), -10.0, false, None),
+        ("page_view", None, 1.0, false, Some(1)),
+        ("email_open", None, 1.0, false, Some(1)),
+        ("video_play", None, 10.0, true, Some(2)),
+        ("download", Some("wp-*"), 8.0, false, Some(2)),
+    ];
+    let json = |scored: bool| {
+        let items: Vec<String> = rules
+            .iter()
+            .map(|(action, asset, points, fraction, stage)| {
+                let assets = asset.map_or("null".to_string(), |a| format!("[\"{a}\"]"));
+                let mut item = format!("{{\"action\":\"{action}\",\"assets\":{assets}");
+                if scored {
+                    let stage = stage.map_or("null".to_string(), |s: i32| s.to_string());
+                    item += &format!(
+                        ",\"points\":{points},\"fraction\":{fraction},\"stage_rank\":{stage}"
+                    );
+                }
+                item + "}"
+            })
+            .collect();
+        format!("'[{}]'", items.join(","))
+    };
+    let table: Vec<String> = rules
+        .iter()
+        .enumerate()
+        .map(|(i, (_, _, points, fraction, stage))| {
+            let stage = stage.map_or("null".to_string(), |s| s.to_string());
+            format!(
+                "({}, {points:?}, {fraction}, cast({stage} as bigint))",
+                i + 1
+            )
+        })
+        .collect();
+    let one_spec = spec("2025-08-01", "2025-08-01", 1);
+    let ts = "arrow_cast(ts_us, 'Timestamp(Microsecond, Some(\"UTC\"))')";
+    let in_sql = format!(
+        "select lead_id, lead_fold(ts, case when r.is_fraction then r.points * value else r.points end, \
+         case when m.rule is not null then product end, r.stage_rank, \
+         case when action = 'nps_response' then value end, 0, {one_spec}) as f \
+         from (select *, {ts} as ts, match_rule(action, asset, {patterns}) as rule from ev) m \
+         left join (values {table}) as r(rule_id, points, is_fraction, stage_rank) on r.rule_id = m.rule \
+         where not coalesce(r.is_fraction and (value < 0 or value > 1), false) \
+           and not (action = 'nps_response' and (value < 0 or value > 10)) \
+         group by lead_id",
+        patterns = json(false),
+        table = table.join(", "),
+    );
+    let in_fold = format!(
+        "select lead_id, fold_events({ts}, action, asset, product, value, 0, {scored}, {one_spec}) as f \
+         from ev group by lead_id",
+        scored = json(true),
+    );
+    // Both give the same snapshots, lead for lead.
+    let differing = format!(
+        "select count(*) as n from ({in_sql}) a join ({in_fold}) b using (lead_id) \
+         where a.f <> b.f"
+    );
+    let batches =
+        runtime.block_on(async { ctx.sql(&differing).await.unwrap().collect().await.unwrap() });
+    let n = batches[0]
+        .column(0)
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .unwrap()
+        .value(0);
+    assert_eq!(
+        n, 0,
+        "judging in SQL and in fold_events disagree on {n} leads"
+    );
+    let mut g = c.benchmark_group("judging");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(rows as u64));
+    for (name, sql) in [
+        ("in SQL, then lead_fold", &in_sql),
+        ("in fold_events", &in_fold),
+    ] {
+        g.bench_function(
+            format!("1M raw events, 50k leads, 2 partitions, {name}"),
+            |b| {
+                b.iter(|| {
+                    runtime.block_on(async { ctx.sql(sql).await.unwrap().collect().await.unwrap() })
+                })
+            },
+        );
     }
     g.finish();
 }
