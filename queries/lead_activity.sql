@@ -56,6 +56,7 @@ folded as (
     from ${fold_input} r
     group by r.lead_id
 ),
+
 unnested as (
     select lead_id, account_id, unnest(snapshots) as s
     from folded

@@ -26,9 +26,10 @@
 //! -- s['engagement'], s['matched'], s['unmatched'], ...
 //! ```
 //!
-//! Why a second entry to the fold: judging in SQL (a rule-table join, the points and reason
-//! expressions, two filters) made the engine copy every event row four times before the fold
-//! read it, about as much work as the fold itself; read raw, each row is judged once, in place.
+//! Why a second entry to the fold: judging in SQL (two filters, the rule number, a join with the
+//! rule table, the points) made the engine write every event row out step after step before the
+//! fold read it (about 1.7 s of CPU at 20M events, see docs/architecture.md); read raw, each
+//! row is judged once, in place.
 
 use datafusion::arrow::datatypes::{DataType, FieldRef};
 use datafusion::common::{DataFusionError, Result, plan_err};

@@ -884,15 +884,8 @@ impl LeadFoldGroups {
         } else {
             (None, 0)
         };
-        let product = if points.is_some() && args.product.is_valid(i) {
-            self.products.id_of_view(&args.product, i)
-        } else {
-            NO_PRODUCT
-        };
-        self.events.push(g, Event::new(ts, points, product, stage));
-        if is_nps && let Some(v) = value {
-            self.answers.push(g, ts, v);
-        }
+        let event = Event::new(ts, points, NO_PRODUCT, stage);
+        self.store(g, event, &args.product, i, value.filter(|_| is_nps));
     }
 
     /// Adds row `i` of `args` to group `g`.
@@ -901,22 +894,34 @@ impl LeadFoldGroups {
         if args.ts.is_null(i) {
             return;
         }
-        let ts = args.ts.value(i);
         let matched = args.points.is_valid(i);
-        let product = if matched && args.product.is_valid(i) {
-            self.products.id_of_view(&args.product, i)
-        } else {
-            NO_PRODUCT
-        };
         let stage = if matched && args.stage.is_valid(i) {
             self.stage_code(args.stage.value(i))
         } else {
             0
         };
         let points = matched.then(|| args.points.value(i));
-        self.events.push(g, Event::new(ts, points, product, stage));
-        if args.nps.is_valid(i) {
-            self.answers.push(g, ts, args.nps.value(i));
+        let event = Event::new(args.ts.value(i), points, NO_PRODUCT, stage);
+        let nps = args.nps.is_valid(i).then(|| args.nps.value(i));
+        self.store(g, event, &args.product, i, nps);
+    }
+
+    /// Stores `event` (without its product yet) for group `g`: a matched event takes the product
+    /// of row `i` of `product`, if any; `nps` is the row's answer, if it gave one.
+    fn store(
+        &mut self,
+        g: usize,
+        mut event: Event,
+        product: &StringViewArray,
+        i: usize,
+        nps: Option<f64>,
+    ) {
+        if event.matched() && product.is_valid(i) {
+            event.product = self.products.id_of_view(product, i);
+        }
+        self.events.push(g, event);
+        if let Some(v) = nps {
+            self.answers.push(g, event.ts, v);
         }
     }
 
