@@ -1,8 +1,11 @@
 -- lead_activity: one row per lead and snapshot day, for every lead of the leads table at every
 -- snapshot and for every other lead with a good event (matched or not) before the cutoff.
 --
--- fold_events() gets each lead's kept events, raw, and its row of the leads table (with a null
--- ts) in one group; it judges each event with the model's rules as judged_events.sql does
+-- fold_events() gets each lead's events, raw, and its row of the leads table (with a null ts) in
+-- one group. The copies of repeated event_ids that SPEC §2.4 drops (duplicate_events, copy > 1)
+-- come a second time, marked `dropped`: each cancels the equal row it is a copy of, so the fold
+-- sees the rows of kept_events without the events being joined with the duplicates (a join that
+-- copied every row). It judges each event with the model's rules as judged_events.sql does
 -- (${scored_rules}: the first matching rule's points, times value for a fraction rule, and stage;
 -- rows that a check rejects and rows at or after the last cutoff are left out), orders the good
 -- events once and walks them once, reporting every snapshot:
@@ -38,12 +41,28 @@ with lead_rows as (
         arrow_cast(e.product, ${fold_text}) as product,
         e.value,
         null as fit,
-        null as account_id
-    from kept_events e
+        null as account_id,
+        false as dropped
+    from events e
 
     union all
 
-    select l.lead_id, null, null, null, null, null, ${fit}, l.account_id
+    select
+        d.lead_id,
+        d.ts,
+        arrow_cast(d.action, ${fold_text}),
+        arrow_cast(d.asset, ${fold_text}),
+        arrow_cast(d.product, ${fold_text}),
+        d.value,
+        null,
+        null,
+        true
+    from duplicate_events d
+    where d.copy > 1
+
+    union all
+
+    select l.lead_id, null, null, null, null, null, ${fit}, l.account_id, false
     from leads l
 ),
 
@@ -51,7 +70,9 @@ folded as (
     select
         r.lead_id,
         max(r.account_id) as account_id,
-        fold_events(r.ts, r.action, r.asset, r.product, r.value, r.fit, ${scored_rules}, ${fold})
+        fold_events(
+            r.ts, r.action, r.asset, r.product, r.value, r.fit, ${scored_rules}, ${fold}, r.dropped
+        )
             filter (where r.n > 0 and r.lead_id is not null) as snapshots
     from ${fold_input} r
     group by r.lead_id

@@ -745,37 +745,106 @@ pub async fn write_parquet(
     dir: &Path,
     packing: Packing,
 ) -> Result<(SchemaRef, u64)> {
+    let stored = store_rows(plan, task, dir, packing, None).await?;
+    Ok((stored.schema, stored.rows))
+}
+
+/// The rows of a query as [`store_rows`] left them.
+pub struct Stored {
+    pub schema: SchemaRef,
+    pub rows: u64,
+    /// The batches of each output partition, when they stayed in memory; `None` when they were
+    /// written to the directory.
+    pub batches: Option<Vec<Vec<RecordBatch>>>,
+}
+
+/// Like [`write_parquet`], except that with `hold` the rows stay in memory as long as all the
+/// partitions' batches together take at most `hold` bytes: a step that is read back by the next
+/// queries and fits is then neither encoded nor decoded. Past `hold`, every partition writes
+/// what it holds and the rest of its rows to its file.
+pub async fn store_rows(
+    plan: Arc<dyn ExecutionPlan>,
+    task: Arc<TaskContext>,
+    dir: &Path,
+    packing: Packing,
+    hold: Option<usize>,
+) -> Result<Stored> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
     std::fs::create_dir_all(dir)
         .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
     let schema = written_schema(&plan.schema());
     let cores = task.session_config().target_partitions();
     let streams = execute_stream_partitioned(plan, task)?;
     let threads = (cores / streams.len().max(1)).max(1);
+    // Bytes held by all partitions; past `hold` it stays above it, so every partition writes.
+    let held_bytes = Arc::new(AtomicUsize::new(0));
     let mut tasks = Vec::new();
     for (i, mut stream) in streams.into_iter().enumerate() {
         let schema = schema.clone();
         let path = dir.join(format!("part-{i:05}.parquet"));
+        let held_bytes = held_bytes.clone();
         tasks.push(tokio::spawn(async move {
             let mut writer: Option<ColumnWriters> = None;
+            let mut held: Vec<RecordBatch> = Vec::new();
             let mut rows = 0u64;
             while let Some(batch) = stream.next().await {
                 let batch = convert(&batch?, &schema)?;
                 if batch.num_rows() == 0 {
                     continue;
                 }
-                if writer.is_none() {
-                    writer = Some(ColumnWriters::create(&path, &schema, packing, threads)?);
-                }
                 rows += batch.num_rows() as u64;
-                writer.as_mut().expect("opened above").write(batch)?;
+                if writer.is_none()
+                    && let Some(hold) = hold
+                {
+                    let size = batch.get_array_memory_size();
+                    if held_bytes.fetch_add(size, Ordering::Relaxed) + size <= hold {
+                        held.push(batch);
+                        continue;
+                    }
+                }
+                let w = match &mut writer {
+                    Some(w) => w,
+                    None => writer.insert(ColumnWriters::create(&path, &schema, packing, threads)?),
+                };
+                for b in held.drain(..) {
+                    w.write(b)?;
+                }
+                w.write(batch)?;
             }
             if let Some(w) = writer {
                 w.close()?;
             }
-            Ok::<u64, Error>(rows)
+            Ok::<_, Error>((rows, held, path))
         }));
     }
-    let rows = rows_written(tasks).await?;
+    let mut rows = 0;
+    let mut partitions = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        let (n, held, path) = task
+            .await
+            .map_err(|e| Error::Config(format!("a writer task failed: {e}")))??;
+        rows += n;
+        partitions.push((held, path));
+    }
+    if hold.is_some_and(|hold| held_bytes.load(Ordering::Relaxed) <= hold) {
+        let batches = partitions.into_iter().map(|(held, _)| held).collect();
+        return Ok(Stored {
+            schema,
+            rows,
+            batches: Some(batches),
+        });
+    }
+    // Partitions that finished before the others went past `hold` still hold their rows.
+    for (held, path) in partitions {
+        if !held.is_empty() {
+            let mut w = ColumnWriters::create(&path, &schema, packing, threads)?;
+            for b in held {
+                w.write(b)?;
+            }
+            w.close()?;
+        }
+    }
     let any_file = std::fs::read_dir(dir)
         .map_err(|e| Error::io(format!("reading {}", dir.display()), e))?
         .next()
@@ -783,7 +852,11 @@ pub async fn write_parquet(
     if !any_file {
         create_file(&dir.join("part-00000.parquet"), &schema, packing)?.close()?;
     }
-    Ok((schema, rows))
+    Ok(Stored {
+        schema,
+        rows,
+        batches: None,
+    })
 }
 
 /// Rows per row group of the files [`write_parquet`] writes: small enough that a reader (the
@@ -914,6 +987,61 @@ fn encode_columns(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_step_stays_in_memory_within_its_budget_and_is_written_past_it() {
+        use datafusion::arrow::array::Int64Array;
+        use datafusion::prelude::SessionContext;
+
+        // Two partitions of 3 batches of 1,000 rows each.
+        let schema = Arc::new(Schema::new(vec![Field::new("x", DataType::Int64, false)]));
+        let batch = |k: i64| {
+            let values = Int64Array::from_iter_values(k * 1000..(k + 1) * 1000);
+            RecordBatch::try_new(schema.clone(), vec![Arc::new(values)]).unwrap()
+        };
+        let plan = || async {
+            let ctx = SessionContext::new();
+            let parts = vec![(0..3).map(batch).collect(), (3..6).map(batch).collect()];
+            let table = datafusion::datasource::MemTable::try_new(schema.clone(), parts).unwrap();
+            let df = ctx.read_table(Arc::new(table)).unwrap();
+            (
+                Arc::new(df.clone().task_ctx()),
+                df.create_physical_plan().await.unwrap(),
+            )
+        };
+        let size = batch(0).get_array_memory_size();
+        let files = |dir: &Path| std::fs::read_dir(dir).unwrap().count();
+
+        let store = |hold: usize| async move {
+            let dir = tempfile::tempdir().unwrap();
+            let (task, p) = plan().await;
+            let stored = store_rows(p, task, dir.path(), Packing::Scratch, Some(hold))
+                .await
+                .unwrap();
+            (dir, stored)
+        };
+
+        // Within the budget: every batch held, no file written.
+        let (dir, held) = store(6 * size).await;
+        assert_eq!(held.rows, 6000);
+        let batches = held.batches.expect("held in memory");
+        assert_eq!(batches.iter().map(Vec::len).sum::<usize>(), 6);
+        assert_eq!(files(dir.path()), 0);
+
+        // One batch over: every row ends up in the files, none held.
+        let (dir, written) = store(5 * size).await;
+        assert_eq!(written.rows, 6000);
+        assert!(written.batches.is_none());
+        let mut rows = 0;
+        for entry in std::fs::read_dir(dir.path()).unwrap() {
+            let file = std::fs::File::open(entry.unwrap().path()).unwrap();
+            let reader =
+                parquet::arrow::arrow_reader::ParquetRecordBatchReader::try_new(file, 1024)
+                    .unwrap();
+            rows += reader.map(|b| b.unwrap().num_rows()).sum::<usize>();
+        }
+        assert_eq!(rows, 6000);
+    }
 
     #[tokio::test]
     async fn a_killed_runs_staging_is_cleared_and_a_table_it_moved_aside_put_back() {

@@ -17,7 +17,7 @@ use datafusion::prelude::SessionContext;
 use crate::context::EngineOptions;
 use crate::error::{Error, Result};
 use crate::input::dir_url;
-use crate::output::{PARTITION_COLUMN, Packing, Staging, write_parquet, write_parquet_by_day};
+use crate::output::{PARTITION_COLUMN, Packing, Staging, store_rows, write_parquet_by_day};
 use crate::progress::Progress;
 use crate::queries::{Kind, QuerySource, Template};
 
@@ -193,13 +193,18 @@ impl<'a> Pipeline<'a> {
         let task = Arc::new(df.task_ctx());
         let plan = df.create_physical_plan().await?;
         let watch = self.progress.watch(name, &plan);
+        let hold = (kind == Kind::Step).then(|| self.step_memory()).flatten();
         let written = if partitioned {
-            write_parquet_by_day(plan, task, &dir, packing).await
+            write_parquet_by_day(plan, task, &dir, packing)
+                .await
+                .map(|(schema, rows)| (schema, rows, None))
         } else {
-            write_parquet(plan, task, &dir, packing).await
+            store_rows(plan, task, &dir, packing, hold)
+                .await
+                .map(|s| (s.schema, s.rows, s.batches))
         };
         drop(watch);
-        let (schema, rows) = written.map_err(|e| match e {
+        let (schema, rows, batches) = written.map_err(|e| match e {
             Error::Engine(e)
                 if partitioned
                     && matches!(e.find_root(), DataFusionError::ResourcesExhausted(_)) =>
@@ -217,18 +222,36 @@ impl<'a> Pipeline<'a> {
             Error::Engine(e) => query_error(name, e),
             other => other,
         })?;
-        let dir = self.staging.ship(&dir).await?;
+        let dir = match batches {
+            Some(_) => dir,
+            None => self.staging.ship(&dir).await?,
+        };
         Ok(Written {
             dir,
             schema,
             rows,
             partitioned,
+            batches,
         })
+    }
+
+    /// How many bytes of a step's rows may stay in memory instead of being written to the
+    /// staging area: [`STEP_MEMORY`] when the queries run in this process without
+    /// `--memory-limit`; none on a cluster (its executors read steps from the shared
+    /// filesystem) or under a limit (the rows would sit outside the bounded pool).
+    fn step_memory(&self) -> Option<usize> {
+        (self.engine.cluster.is_none() && self.engine.memory_limit.is_none()).then_some(STEP_MEMORY)
     }
 
     /// Registers a written result under `name`, for the queries after it.
     async fn register(&mut self, name: &str, w: Written) -> Result<()> {
         let _ = self.ctx.deregister_table(name)?;
+        if let Some(batches) = w.batches {
+            let table = datafusion::datasource::MemTable::try_new(w.schema, batches)?;
+            self.ctx.register_table(name, Arc::new(table))?;
+            self.written.push((name.to_string(), w.rows));
+            return Ok(());
+        }
         let mut options = ParquetReadOptions::default().schema(&w.schema);
         let partition_cols = [(PARTITION_COLUMN.to_string(), DataType::Date32)];
         if w.partitioned {
@@ -295,7 +318,14 @@ struct Written {
     schema: datafusion::arrow::datatypes::SchemaRef,
     rows: u64,
     partitioned: bool,
+    /// The rows themselves, when a step stayed in memory (`dir` is then empty).
+    batches: Option<Vec<Vec<RecordBatch>>>,
 }
+
+/// The most bytes of one step's rows kept in memory (see [`Pipeline::step_memory`]): `score`'s
+/// largest step, `lead_activity`, takes about 180 bytes per lead, so up to about three million
+/// leads; past that the step is written to the staging area as it is computed.
+const STEP_MEMORY: usize = 512 << 20;
 
 /// Whether `sql` names `table`: the name as a whole word (comments count too, which can only
 /// make a query wait when it need not).

@@ -1,9 +1,9 @@
-//! `fold_events(ts, action, asset, product, value, fit, rules, spec)`: `lead_fold` over raw
-//! event rows, judging each row with the model's rules itself instead of reading a judged row.
+//! `fold_events(ts, action, asset, product, value, fit, rules, spec [, dropped])`: `lead_fold`
+//! over raw event rows, judging each row with the model's rules itself instead of reading a
+//! judged row.
 //!
-//! The rows are those of `kept_events` (the input without the dropped copies of repeated
-//! `event_id`s) and the lead's row of the leads table (a null `ts` and its `fit`, as for
-//! `lead_fold`). Each event row is judged as `judged_events.sql` judges it (SPEC §2.4, §3,
+//! The rows are a lead's event rows and its row of the leads table (a null `ts` and its `fit`,
+//! as for `lead_fold`). Each event row is judged as `judged_events.sql` judges it (SPEC §2.4, §3,
 //! §4.1): a null `ts` or `action`, a `fraction` rule's value outside 0..1 or an `nps_response`
 //! answer outside 0..10 (null counts as outside) leaves the row out; a good row takes its first
 //! matching rule's points (times `value` for a fraction rule), stage and product, or no points
@@ -11,6 +11,14 @@
 //! last snapshot's cutoff are left out too. The rows a check rejects are listed, with their
 //! reasons, by the `rejects` query; this function only skips them. A null `lead_id` is the
 //! caller's to leave out (`lead_activity.sql` does in the aggregate's `FILTER`).
+//!
+//! `dropped` (optional, a boolean column) marks a row as a copy that SPEC §2.4 drops, given a
+//! second time: it cancels one row of its group that is equal to it once judged (same time,
+//! points, stage, product and answer), so the fold sees the group's rows as if that copy had never
+//! been there. `lead_activity.sql` gives the events as read plus the copies `duplicate_events`
+//! numbers above 1, marked, instead of joining the events with the duplicates to leave the copies
+//! out (that join copied every row). A marked row with no equal row in its group is ignored, and
+//! a marked row that a check rejects cancels nothing (its copy was rejected too).
 //!
 //! `rules` is a constant JSON list, in model-file order, of
 //! `{"action", "assets" (globs or null), "points", "fraction", "stage_rank" (or null)}`
@@ -23,6 +31,8 @@
 //!          '{"threshold":100,"floor":0,"decay":{"kind":"none"},"from":"2026-01-31",
 //!            "to":"2026-01-31","stages":1,"products":true}')) as s
 //! from kept_events group by lead_id;
+//! -- or, from every event plus each dropped copy once more, marked:
+//! --   fold_events(ts, action, asset, product, value, null, '[...]', '{...}', dropped)
 //! -- s['engagement'], s['matched'], s['unmatched'], ...
 //! ```
 //!
@@ -48,6 +58,8 @@ use super::{coerce_number, coerce_text, literal_arg, literal_text};
 pub(crate) const NAME: &str = "fold_events";
 const RULES_ARG: usize = 6;
 const SPEC_ARG: usize = 7;
+/// The optional last argument: whether the row is a dropped copy.
+pub(crate) const DROPPED_ARG: usize = 8;
 
 /// One `[[action]]` rule with what it is worth, as `fold_events` takes it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -137,13 +149,13 @@ impl AggregateUDFImpl for FoldEventsFunc {
     }
 
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
-        if arg_types.len() != 8 {
+        if !(8..=9).contains(&arg_types.len()) {
             return plan_err!(
-                "fold_events(ts, action, asset, product, value, fit, rules, spec) takes 8 \
-                 arguments"
+                "fold_events(ts, action, asset, product, value, fit, rules, spec [, dropped]) \
+                 takes 8 or 9 arguments"
             );
         }
-        Ok(vec![
+        let mut types = vec![
             coerce_ts(NAME, &arg_types[0])?,
             coerce_text(NAME, &arg_types[1])?,
             coerce_text(NAME, &arg_types[2])?,
@@ -152,7 +164,14 @@ impl AggregateUDFImpl for FoldEventsFunc {
             coerce_fit(NAME, &arg_types[5])?,
             coerce_text(NAME, &arg_types[6])?,
             coerce_text(NAME, &arg_types[7])?,
-        ])
+        ];
+        if let Some(t) = arg_types.get(DROPPED_ARG) {
+            if !matches!(t, DataType::Boolean | DataType::Null) {
+                return plan_err!("{NAME}: dropped must be a boolean, got {t}");
+            }
+            types.push(DataType::Boolean);
+        }
+        Ok(types)
     }
 
     fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
@@ -197,7 +216,7 @@ mod tests {
     use std::sync::Arc;
 
     use datafusion::arrow::array::{
-        ArrayRef, AsArray, Float64Array, StringViewArray, TimestampMicrosecondArray,
+        ArrayRef, AsArray, BooleanArray, Float64Array, StringViewArray, TimestampMicrosecondArray,
     };
     use datafusion::arrow::datatypes::{Float64Type, Int64Type};
     use datafusion::logical_expr::{EmitTo, GroupsAccumulator};
@@ -254,19 +273,24 @@ mod tests {
         (values, rows.iter().map(|r| r.0).collect())
     }
 
+    /// The rows folded into two groups in one phase, after checking that folding each row as its
+    /// own partial state and merging the states into the rows' groups gives the same result.
+    fn fold_both_ways(values: &[ArrayRef], groups: &[usize]) -> ArrayRef {
+        let mut one = judging();
+        one.update_batch(values, groups, None, 2).unwrap();
+        let direct = one.evaluate(EmitTo::All).unwrap();
+        let states = judging().convert_to_state(values, None).unwrap();
+        let mut merged = judging();
+        merged.merge_batch(&states, groups, 2).unwrap();
+        let merged = merged.evaluate(EmitTo::All).unwrap();
+        assert_eq!(direct.to_data(), merged.to_data());
+        direct
+    }
+
     #[test]
     fn raw_rows_are_judged_and_folded_alike_in_one_phase_and_through_partial_states() {
         let (values, groups) = rows();
-        let mut one = judging();
-        one.update_batch(&values, &groups, None, 2).unwrap();
-        let direct = one.evaluate(EmitTo::All).unwrap();
-
-        // Each row as its own partial state, merged into the rows' groups.
-        let states = judging().convert_to_state(&values, None).unwrap();
-        let mut merged = judging();
-        merged.merge_batch(&states, &groups, 2).unwrap();
-        let merged = merged.evaluate(EmitTo::All).unwrap();
-        assert_eq!(direct.to_data(), merged.to_data());
+        let direct = fold_both_ways(&values, &groups);
 
         // Lead 0: page_view /pricing at day 0 (NaN value, not a fraction rule: 10 points) and at
         // day 12, the fraction 1.5 and the null action rejected, the NPS answer 9 at day 20.
@@ -303,5 +327,58 @@ mod tests {
         let (matched, unmatched, _, _) = snapshots(1);
         assert_eq!(matched, [1, 1, 1]);
         assert_eq!(unmatched, [0, 1, 1]);
+    }
+
+    #[test]
+    fn dropped_copies_cancel_in_one_phase_and_through_partial_states() {
+        // Lead 0: a view and its dropped copy, a second view, an answer 7 and its copy.
+        // Lead 1: a view and a dropped copy of another asset (other points): nothing cancels.
+        let days = [0, 0, 1, 2, 2, 0, 0];
+        let group = vec![0, 0, 0, 0, 0, 1, 1];
+        let action = [
+            "page_view",
+            "page_view",
+            "page_view",
+            "nps_response",
+            "nps_response",
+        ];
+        let action = action.iter().chain(&["page_view", "page_view"]);
+        let asset = [
+            "/pricing", "/pricing", "/pricing", "", "", "/pricing", "/blog",
+        ];
+        let value = [0.0, 0.0, 0.0, 7.0, 7.0, 0.0, 0.0];
+        let dropped = [false, true, false, false, true, false, true];
+        let values: Vec<ArrayRef> = vec![
+            Arc::new(
+                TimestampMicrosecondArray::from_iter_values(days.iter().map(|d| T0 + d * DAY))
+                    .with_timezone("UTC"),
+            ),
+            Arc::new(StringViewArray::from_iter_values(action)),
+            Arc::new(StringViewArray::from_iter_values(asset)),
+            Arc::new(StringViewArray::from_iter_values(
+                asset.iter().map(|_| "crm"),
+            )),
+            Arc::new(Float64Array::from_iter_values(value)),
+            Arc::new(Float64Array::from(vec![None::<f64>; days.len()])),
+            Arc::new(StringViewArray::from_iter_values(
+                days.iter().map(|_| RULES),
+            )),
+            Arc::new(StringViewArray::from_iter_values(days.iter().map(|_| SPEC))),
+            Arc::new(BooleanArray::from(dropped.to_vec())),
+        ];
+        let direct = fold_both_ways(&values, &group);
+
+        let lists = direct.as_list::<i32>();
+        let last = |g: usize, name: &str| {
+            let list = lists.value(g);
+            let column = list.as_struct().column_by_name(name).unwrap().clone();
+            column.slice(column.len() - 1, 1)
+        };
+        let int = |g: usize, name: &str| last(g, name).as_primitive::<Int64Type>().value(0);
+        // Lead 0: one view left (day 1), the answer cancelled: matched 1, unmatched 0, no NPS.
+        assert_eq!((int(0, "matched"), int(0, "unmatched")), (1, 0));
+        assert!(last(0, "nps").is_null(0));
+        // Lead 1: its view stays.
+        assert_eq!(int(1, "matched"), 1);
     }
 }

@@ -52,9 +52,9 @@ use std::sync::Arc;
 
 use chrono::NaiveDate;
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, Date32Array, Float64Array, Float64Builder, Int32Array,
-    Int64Array, Int64Builder, ListArray, ListBuilder, StringBuilder, StringViewArray, StructArray,
-    TimestampMicrosecondArray,
+    Array, ArrayRef, AsArray, BooleanArray, BooleanBuilder, Date32Array, Float64Array,
+    Float64Builder, Int32Array, Int64Array, Int64Builder, ListArray, ListBuilder, StringBuilder,
+    StringViewArray, StructArray, TimestampMicrosecondArray,
 };
 use datafusion::arrow::buffer::OffsetBuffer;
 use datafusion::arrow::datatypes::{
@@ -346,7 +346,8 @@ pub(crate) fn coerce_fit(function: &str, t: &DataType) -> Result<DataType> {
 }
 
 /// The partial state of an aggregate named `name` that folds events: each group's judged events,
-/// answers and fit rules, as lists.
+/// answers and fit rules, as lists, and which events and answers are dropped copies (see
+/// `fold_events`).
 pub(crate) fn state_fields(name: &str) -> Vec<FieldRef> {
     let list = |suffix: &str, t: DataType| {
         Arc::new(Field::new(format!("{name}[{suffix}]"), list_of(t), true))
@@ -359,6 +360,8 @@ pub(crate) fn state_fields(name: &str) -> Vec<FieldRef> {
         list("nps_ts", DataType::Int64),
         list("nps", DataType::Float64),
         list("fit", DataType::Struct(rule_fields(DataType::Int64))),
+        list("dropped", DataType::Boolean),
+        list("nps_dropped", DataType::Boolean),
     ]
 }
 
@@ -379,6 +382,8 @@ struct Events {
     len: usize,
     /// Events the buckets have room for, kept up to date for `size`.
     capacity: usize,
+    /// Whether any event may be a dropped copy ([`DROPPED`]), so that emitting cancels them.
+    dropped: bool,
 }
 
 impl Events {
@@ -387,7 +392,8 @@ impl Events {
         if b >= self.buckets.len() {
             self.buckets.resize_with(b + 1, Vec::new);
         }
-        e.tag = (e.tag & MATCHED) | (group & (SLOTS - 1)) as u16;
+        e.tag = (e.tag & (MATCHED | DROPPED)) | (group & (SLOTS - 1)) as u16;
+        self.dropped |= e.dropped();
         let bucket = &mut self.buckets[b];
         let before = bucket.capacity();
         bucket.push(e);
@@ -408,6 +414,7 @@ impl Events {
         let old = std::mem::take(self);
         let mut taken = Events::default();
         if n.is_multiple_of(SLOTS) {
+            (taken.dropped, self.dropped) = (old.dropped, old.dropped);
             // Whole buckets move, each group keeping its slot.
             let mut buckets = old.buckets;
             let rest = buckets.split_off((n / SLOTS).min(buckets.len()));
@@ -474,13 +481,17 @@ struct Event {
     points: f64,
     product: u32,
     stage: u16,
-    /// [`MATCHED`], and the group's low bits ([`SLOT_BITS`]) within its bucket of [`Events`].
+    /// [`MATCHED`], [`DROPPED`], and the group's low bits ([`SLOT_BITS`]) within its bucket of
+    /// [`Events`].
     tag: u16,
 }
 
 /// The bit of [`Event::tag`] that says the event matched a rule.
 const MATCHED: u16 = 1 << 15;
-const _: () = assert!(SLOTS <= MATCHED as usize && size_of::<Event>() == 24);
+/// The bit of [`Event::tag`] that says the event is a dropped copy of a repeated `event_id`
+/// (`fold_events`' `dropped` argument): it cancels one equal event of its group.
+const DROPPED: u16 = 1 << 14;
+const _: () = assert!(SLOTS <= DROPPED as usize && size_of::<Event>() == 24);
 
 impl Event {
     /// An event with `points` (None when unmatched).
@@ -498,11 +509,16 @@ impl Event {
         self.tag & MATCHED != 0
     }
 
-    fn slot(&self) -> usize {
-        usize::from(self.tag & !MATCHED)
+    fn dropped(&self) -> bool {
+        self.tag & DROPPED != 0
     }
 
-    /// Time, then matched before unmatched, then points: a fixed order for every tie.
+    fn slot(&self) -> usize {
+        usize::from(self.tag & (SLOTS as u16 - 1))
+    }
+
+    /// Time, then matched before unmatched, then points: a fixed order for every tie. A dropped
+    /// copy orders equal to the event it copies.
     fn key_cmp(&self, other: &Event) -> std::cmp::Ordering {
         self.ts
             .cmp(&other.ts)
@@ -519,29 +535,63 @@ fn within(v: f64, hi: f64) -> bool {
     (0.0..=hi).contains(&v)
 }
 
+/// Removes from `rows`, sorted so that equal rows are together, each dropped copy and one equal
+/// row that is not dropped (a dropped copy without one is removed alone); the rows left are
+/// moved to the front, in order, and their number returned.
+fn cancel_dropped<T: Copy>(
+    rows: &mut [T],
+    equal: impl Fn(&T, &T) -> bool,
+    dropped: impl Fn(&T) -> bool,
+) -> usize {
+    let (mut out, mut i) = (0, 0);
+    while i < rows.len() {
+        let first = rows[i];
+        let (mut kept, mut copies, mut row) = (0usize, 0usize, first);
+        let mut j = i;
+        while j < rows.len() && equal(&rows[j], &first) {
+            if dropped(&rows[j]) {
+                copies += 1;
+            } else {
+                kept += 1;
+                row = rows[j];
+            }
+            j += 1;
+        }
+        for _ in 0..kept.saturating_sub(copies) {
+            rows[out] = row;
+            out += 1;
+        }
+        i = j;
+    }
+    out
+}
+
 /// Whether row `i` of `action` (not null) is `nps_response`; most rows are told apart by length.
 fn is_nps_response(action: &StringViewArray, i: usize) -> bool {
     const NPS: &str = "nps_response";
     action.views()[i] as u32 as usize == NPS.len() && action.value(i) == NPS
 }
 
-/// Net Promoter answers: `(group, ts, value)`.
+/// Net Promoter answers: `(group, ts, value)`, and whether each is a dropped copy's.
 #[derive(Clone, Debug, Default)]
 struct Answers {
     group: Vec<u32>,
     ts: Vec<i64>,
     value: Vec<f64>,
+    dropped: Vec<bool>,
 }
 
 impl Answers {
-    fn push(&mut self, group: usize, ts: i64, value: f64) {
+    fn push(&mut self, group: usize, ts: i64, value: f64, dropped: bool) {
         self.group.push(group as u32);
         self.ts.push(ts);
         self.value.push(value);
+        self.dropped.push(dropped);
     }
 
     fn bytes(&self) -> usize {
-        self.group.capacity() * (size_of::<u32>() + size_of::<i64>() + size_of::<f64>())
+        self.group.capacity()
+            * (size_of::<u32>() + size_of::<i64>() + size_of::<f64>() + size_of::<bool>())
     }
 }
 
@@ -550,7 +600,7 @@ impl Rows for Answers {
         &self.group
     }
     fn move_row(&self, i: usize, new_group: usize, to: &mut Self) {
-        to.push(new_group, self.ts[i], self.value[i]);
+        to.push(new_group, self.ts[i], self.value[i], self.dropped[i]);
     }
 }
 
@@ -745,6 +795,8 @@ struct RawArgs<'a> {
     product: StringViewArray,
     value: &'a Float64Array,
     fit: FitArg<'a>,
+    /// `fold_events`' optional `dropped` argument.
+    dropped: Option<&'a BooleanArray>,
     rule: Int32Array,
 }
 
@@ -759,6 +811,9 @@ impl<'a> RawArgs<'a> {
             product: super::string_view(&values[3], super::fold_events::NAME)?,
             value: values[4].as_primitive::<Float64Type>(),
             fit: FitArg::new(&values[5])?,
+            dropped: values
+                .get(super::fold_events::DROPPED_ARG)
+                .map(|a| a.as_boolean()),
             rule,
         })
     }
@@ -767,7 +822,7 @@ impl<'a> RawArgs<'a> {
 /// A batch's rows as the accumulator reads them: judged (`lead_fold`) or raw (`fold_events`).
 enum Intake<'a> {
     Judged(EventArgs<'a>),
-    Raw(RawArgs<'a>, &'a Judge),
+    Raw(Box<RawArgs<'a>>, &'a Judge),
 }
 
 impl LeadFoldGroups {
@@ -795,7 +850,7 @@ impl LeadFoldGroups {
     fn intake<'a>(judge: Option<&'a Judge>, values: &'a [ArrayRef]) -> Result<Intake<'a>> {
         Ok(match judge {
             None => Intake::Judged(EventArgs::new(values)?),
-            Some(judge) => Intake::Raw(RawArgs::new(values, judge)?, judge),
+            Some(judge) => Intake::Raw(Box::new(RawArgs::new(values, judge)?), judge),
         })
     }
 
@@ -884,7 +939,10 @@ impl LeadFoldGroups {
         } else {
             (None, 0)
         };
-        let event = Event::new(ts, points, NO_PRODUCT, stage);
+        let mut event = Event::new(ts, points, NO_PRODUCT, stage);
+        if args.dropped.is_some_and(|d| d.is_valid(i) && d.value(i)) {
+            event.tag |= DROPPED;
+        }
         self.store(g, event, &args.product, i, value.filter(|_| is_nps));
     }
 
@@ -907,7 +965,8 @@ impl LeadFoldGroups {
     }
 
     /// Stores `event` (without its product yet) for group `g`: a matched event takes the product
-    /// of row `i` of `product`, if any; `nps` is the row's answer, if it gave one.
+    /// of row `i` of `product`, if any; `nps` is the row's answer, if it gave one (a dropped
+    /// copy's answer cancels an equal one, as its event does).
     fn store(
         &mut self,
         g: usize,
@@ -921,7 +980,7 @@ impl LeadFoldGroups {
         }
         self.events.push(g, event);
         if let Some(v) = nps {
-            self.answers.push(g, event.ts, v);
+            self.answers.push(g, event.ts, v, event.dropped());
         }
     }
 
@@ -930,27 +989,39 @@ impl LeadFoldGroups {
         let groups = taken.fits.len();
         let (answer_start, answer_order) = taken.answers.by_group(groups);
         let mut out = Output::new(&self.params, groups);
-        let mut answers: Vec<(i64, f64)> = Vec::new();
+        let mut answers: Vec<(i64, f64, bool)> = Vec::new();
         let mut scratch = Scratch::new(self.params.stages);
         let mut buffer = Vec::new();
+        let cancel = taken.events.dropped;
         taken
             .events
-            .for_each_group(groups, &mut buffer, |g, lead| {
+            .for_each_group(groups, &mut buffer, |g, mut lead| {
                 if !lead.windows(2).all(|w| w[0].key_cmp(&w[1]).is_le()) {
                     lead.sort_unstable_by(Event::key_cmp);
+                }
+                if cancel && lead.iter().any(Event::dropped) {
+                    let left = cancel_dropped(lead, |a, b| a.key_cmp(b).is_eq(), Event::dropped);
+                    lead = &mut lead[..left];
                 }
                 answers.clear();
                 answers.extend(
                     answer_order[answer_start[g]..answer_start[g + 1]]
                         .iter()
                         .map(|&i| {
-                            (
-                                taken.answers.ts[i as usize],
-                                taken.answers.value[i as usize],
-                            )
+                            let i = i as usize;
+                            let a = &taken.answers;
+                            (a.ts[i], a.value[i], a.dropped[i])
                         }),
                 );
                 answers.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
+                if cancel && answers.iter().any(|a| a.2) {
+                    let left = cancel_dropped(
+                        &mut answers,
+                        |a, b| a.0 == b.0 && a.1.total_cmp(&b.1).is_eq(),
+                        |a| a.2,
+                    );
+                    answers.truncate(left);
+                }
                 self.walk(
                     lead,
                     &answers,
@@ -967,7 +1038,7 @@ impl LeadFoldGroups {
     fn walk(
         &self,
         lead: &[Event],
-        answers: &[(i64, f64)],
+        answers: &[(i64, f64, bool)],
         rules: Option<&[FitRule]>,
         out: &mut Output,
         scratch: &mut Scratch,
@@ -1284,6 +1355,8 @@ impl LeadFoldGroups {
         let mut stage = ListBuilder::new(Int64Builder::with_capacity(events));
         let mut nps_ts = ListBuilder::new(Int64Builder::new());
         let mut nps = ListBuilder::new(Float64Builder::new());
+        let mut dropped = ListBuilder::new(BooleanBuilder::with_capacity(events));
+        let mut nps_dropped = ListBuilder::new(BooleanBuilder::new());
         let mut rules: Vec<FitRule> = Vec::new();
         let mut rule_counts: Vec<usize> = Vec::with_capacity(groups);
         let mut buffer = Vec::new();
@@ -1306,10 +1379,14 @@ impl LeadFoldGroups {
                     } else {
                         stage.values().append_null();
                     }
+                    dropped.values().append_value(e.dropped());
                 }
                 for &i in &answer_order[answer_start[g]..answer_start[g + 1]] {
                     nps_ts.values().append_value(taken.answers.ts[i as usize]);
                     nps.values().append_value(taken.answers.value[i as usize]);
+                    nps_dropped
+                        .values()
+                        .append_value(taken.answers.dropped[i as usize]);
                 }
                 let fit = taken.fits[g].as_deref().unwrap_or_default();
                 rules.extend_from_slice(fit);
@@ -1318,6 +1395,9 @@ impl LeadFoldGroups {
                     b.append(true);
                 }
                 for b in [&mut pts, &mut nps] {
+                    b.append(true);
+                }
+                for b in [&mut dropped, &mut nps_dropped] {
                     b.append(true);
                 }
                 prod.append(true);
@@ -1351,6 +1431,8 @@ impl LeadFoldGroups {
             Arc::new(nps_ts.finish()),
             Arc::new(nps.finish()),
             Arc::new(fit),
+            Arc::new(dropped.finish()),
+            Arc::new(nps_dropped.finish()),
         ])
     }
 }
@@ -1402,6 +1484,8 @@ impl GroupsAccumulator for LeadFoldGroups {
         let nps_ts = lists[4].values().as_primitive::<Int64Type>();
         let nps = lists[5].values().as_primitive::<Float64Type>();
         let rules = lists[6].values().as_struct();
+        let dropped = lists[7].values().as_boolean();
+        let nps_dropped = lists[8].values().as_boolean();
         let (from, to) = (
             rules.column(0).as_primitive::<Int64Type>(),
             rules.column(1).as_primitive::<Int64Type>(),
@@ -1436,11 +1520,15 @@ impl GroupsAccumulator for LeadFoldGroups {
                     0
                 };
                 let points = matched.then(|| points.value(j));
-                self.events
-                    .push(g, Event::new(ts.value(j), points, product, stage));
+                let mut event = Event::new(ts.value(j), points, product, stage);
+                if dropped.value(j) {
+                    event.tag |= DROPPED;
+                }
+                self.events.push(g, event);
             }
             for j in range(lists[4], row) {
-                self.answers.push(g, nps_ts.value(j), nps.value(j));
+                self.answers
+                    .push(g, nps_ts.value(j), nps.value(j), nps_dropped.value(j));
             }
         }
         Ok(())
