@@ -370,15 +370,22 @@ pub(crate) fn state_fields(name: &str) -> Vec<FieldRef> {
 const SLOT_BITS: u32 = 12;
 const SLOTS: usize = 1 << SLOT_BITS;
 
+/// Events in a bucket's first chunk; each next chunk doubles, [`CHUNK_DOUBLINGS`] times (up to
+/// 16,384 events, 384 KB).
+const FIRST_CHUNK: usize = 64;
+const CHUNK_DOUBLINGS: usize = 8;
+
 /// Matched and unmatched events, by group.
 ///
 /// Each event is stored with its group's low bits (in its `tag`) in the bucket of its group's
 /// high bits, so grouping the events at the end is a sort by slot within each bucket (in cache),
 /// not a gather of every lead's events from all over the memory (a cache miss per event, which
-/// cost more than the rest of the fold).
+/// cost more than the rest of the fold). A bucket is a list of chunks, each allocated at its full
+/// size and never moved: a vector grown by doubling copied each bucket's events again and again
+/// into fresh memory.
 #[derive(Clone, Debug, Default)]
 struct Events {
-    buckets: Vec<Vec<Event>>,
+    buckets: Vec<Vec<Vec<Event>>>,
     len: usize,
     /// Events the buckets have room for, kept up to date for `size`.
     capacity: usize,
@@ -394,10 +401,18 @@ impl Events {
         }
         e.tag = (e.tag & (MATCHED | DROPPED)) | (group & (SLOTS - 1)) as u16;
         self.dropped |= e.dropped();
-        let bucket = &mut self.buckets[b];
-        let before = bucket.capacity();
-        bucket.push(e);
-        self.capacity += bucket.capacity() - before;
+        let chunks = &mut self.buckets[b];
+        match chunks.last_mut() {
+            Some(chunk) if chunk.len() < chunk.capacity() => chunk.push(e),
+            _ => {
+                // The first chunks of a bucket are small, for the many buckets of little data.
+                let size = FIRST_CHUNK << chunks.len().min(CHUNK_DOUBLINGS);
+                let mut chunk = Vec::with_capacity(size);
+                chunk.push(e);
+                self.capacity += chunk.capacity();
+                chunks.push(chunk);
+            }
+        }
         self.len += 1;
     }
 
@@ -406,7 +421,9 @@ impl Events {
     }
 
     fn bytes(&self) -> usize {
-        self.buckets.capacity() * size_of::<Vec<Event>>() + self.capacity * size_of::<Event>()
+        let chunks: usize = self.buckets.iter().map(Vec::capacity).sum();
+        (self.buckets.capacity() + chunks) * size_of::<Vec<Event>>()
+            + self.capacity * size_of::<Event>()
     }
 
     /// Removes and returns the events of groups `0..n`; the others' groups shift down by `n`.
@@ -419,14 +436,15 @@ impl Events {
             let mut buckets = old.buckets;
             let rest = buckets.split_off((n / SLOTS).min(buckets.len()));
             for (to, buckets) in [(&mut taken, buckets), (&mut *self, rest)] {
-                to.len = buckets.iter().map(Vec::len).sum();
-                to.capacity = buckets.iter().map(Vec::capacity).sum();
+                let chunks = || buckets.iter().flatten();
+                to.len = chunks().map(Vec::len).sum();
+                to.capacity = chunks().map(Vec::capacity).sum();
                 to.buckets = buckets;
             }
             return taken;
         }
         for (b, bucket) in old.buckets.into_iter().enumerate() {
-            for e in bucket {
+            for e in bucket.into_iter().flatten() {
                 let g = (b << SLOT_BITS) | e.slot();
                 if g < n {
                     taken.push(g, e);
@@ -448,18 +466,21 @@ impl Events {
     ) -> Result<()> {
         let (mut start, mut next) = (vec![0usize; SLOTS + 1], vec![0usize; SLOTS + 1]);
         for b in 0..groups.div_ceil(SLOTS) {
-            let bucket = self.buckets.get(b).map_or(&[][..], Vec::as_slice);
+            let chunks = self.buckets.get(b).map_or(&[][..], Vec::as_slice);
+            let bucket = || chunks.iter().flatten();
             start.fill(0);
-            for e in bucket {
+            let mut len = 0;
+            for e in bucket() {
                 start[e.slot() + 1] += 1;
+                len += 1;
             }
             for s in 0..SLOTS {
                 start[s + 1] += start[s];
             }
             next.copy_from_slice(&start);
             buffer.clear();
-            buffer.resize(bucket.len(), Event::default());
-            for e in bucket {
+            buffer.resize(len, Event::default());
+            for e in bucket() {
                 let at = &mut next[e.slot()];
                 buffer[*at] = *e;
                 *at += 1;
