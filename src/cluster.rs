@@ -151,6 +151,10 @@ pub async fn run_scheduler(opts: &SchedulerOptions) -> Result<()> {
 /// this (Ballista's own wording).
 pub const CANCELLED: &str = "failed: Cancelled";
 
+/// The message a client gets when it cannot reach an executor (e.g. to fetch a finished stage's
+/// rows from one that has just died) or the scheduler contains this (Ballista's own wording).
+pub const UNREACHABLE: &str = "Error connecting to Ballista scheduler or executor";
+
 /// Cancels every running job whenever an executor leaves the cluster (it died, stopped
 /// heartbeating, or could not be reached). Ballista 55 would instead roll the jobs' stages back
 /// and rerun the lost tasks, but in our tests of killing an executor mid-run that recovery

@@ -43,6 +43,12 @@ fn query_error(name: &str, e: impl std::fmt::Display) -> Error {
              executor leaves mid-job (its recovery could give wrong numbers); --out is \
              unchanged: run the command again",
         );
+    } else if message.contains(crate::cluster::UNREACHABLE) {
+        message.push_str(
+            "\nhint: a process of the cluster could not be reached (an executor that stopped \
+             mid-job, or the scheduler); --out is unchanged: run the command again once the \
+             cluster is up",
+        );
     }
     Error::Query {
         name: name.to_string(),
@@ -374,7 +380,17 @@ pub fn first_count(batches: &[RecordBatch]) -> Result<u64> {
 
 #[cfg(test)]
 mod tests {
-    use super::names_table;
+    use super::{names_table, query_error};
+
+    #[test]
+    fn a_lost_cluster_process_gets_a_hint() {
+        let message = |e: &str| query_error("lead_scores", e).to_string();
+        let unreachable = "Execution error: GrpcConnectionError(\"Error connecting to Ballista \
+                           scheduler or executor at http://127.0.0.1:45021: connection refused\")";
+        assert!(message(unreachable).contains("could not be reached"));
+        assert!(message("Job abc failed: Cancelled").contains("cancelled the job"));
+        assert!(!message("Arrow error: divide by zero").contains("hint"));
+    }
 
     #[test]
     fn a_table_is_named_as_a_whole_word() {
