@@ -268,12 +268,14 @@ fn list_scalar(values: Vec<i64>) -> ScalarValue {
     ScalarValue::List(Arc::new(list))
 }
 
-/// Sorts keys with a least-significant-digit radix sort on 16-bit digits, skipping the digits
-/// that every key shares (ids that count up from zero need two passes, not four).
+/// Sorts keys with a least-significant-digit radix sort on 11-bit digits, skipping the digits
+/// that every key shares (ids that count up from zero to a few million need three passes, not
+/// six). Each pass scatters into 2,048 places, few enough for the caches to follow (16-bit
+/// digits took one pass fewer but were slower; see docs/architecture.md).
 pub(crate) fn radix_sort(keys: &mut Vec<u64>) {
-    const BITS: usize = 16;
+    const BITS: usize = 11;
     const BUCKETS: usize = 1 << BITS;
-    const DIGITS: usize = 64 / BITS;
+    const DIGITS: usize = 64_usize.div_ceil(BITS);
     if keys.len() < 4096 {
         keys.sort_unstable();
         return;
