@@ -534,6 +534,14 @@ impl Event {
         self.tag & DROPPED != 0
     }
 
+    /// The event, marked as a dropped copy when `dropped` (see [`DROPPED`]).
+    fn marked(mut self, dropped: bool) -> Self {
+        if dropped {
+            self.tag |= DROPPED;
+        }
+        self
+    }
+
     fn slot(&self) -> usize {
         usize::from(self.tag & (SLOTS as u16 - 1))
     }
@@ -960,10 +968,8 @@ impl LeadFoldGroups {
         } else {
             (None, 0)
         };
-        let mut event = Event::new(ts, points, NO_PRODUCT, stage);
-        if args.dropped.is_some_and(|d| d.is_valid(i) && d.value(i)) {
-            event.tag |= DROPPED;
-        }
+        let dropped = args.dropped.is_some_and(|d| d.is_valid(i) && d.value(i));
+        let event = Event::new(ts, points, NO_PRODUCT, stage).marked(dropped);
         self.store(g, event, &args.product, i, value.filter(|_| is_nps));
     }
 
@@ -1541,11 +1547,8 @@ impl GroupsAccumulator for LeadFoldGroups {
                     0
                 };
                 let points = matched.then(|| points.value(j));
-                let mut event = Event::new(ts.value(j), points, product, stage);
-                if dropped.value(j) {
-                    event.tag |= DROPPED;
-                }
-                self.events.push(g, event);
+                let event = Event::new(ts.value(j), points, product, stage);
+                self.events.push(g, event.marked(dropped.value(j)));
             }
             for j in range(lists[4], row) {
                 self.answers
