@@ -10,10 +10,13 @@
 //! ```
 //!
 //! How: each partition appends its keys to a flat vector (a few nanoseconds a row, where a hash
-//! table of every id costs hundreds once it outgrows the caches), sorts them with a radix sort
-//! when it hands them on, and the final step sorts all partitions' keys together and reports each
-//! run longer than one. Memory: 8 bytes a row, twice while sorting; the pipeline uses a grouping
-//! query instead (which spills) when a `--memory-limit` could not hold that.
+//! table of every id costs hundreds once it outgrows the caches), sorts them when it hands them
+//! on, and the final step merges all partitions' keys and reports each run longer than one.
+//! Dense keys (integer ids that count up, spanning at most [`DENSE_SPAN`] times their number)
+//! are sorted by marking them in two bitmaps, seen once and seen again, and reading the bitmaps
+//! in order; other keys go through a radix sort. Memory: 8 bytes a row, twice while sorting; the
+//! pipeline uses a grouping query instead (which spills) when a `--memory-limit` could not hold
+//! that.
 
 use std::mem::size_of;
 use std::sync::Arc;
@@ -80,7 +83,7 @@ impl AggregateUDFImpl for RepeatedKeysFunc {
     }
 
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
-        // Every key a partition saw, sorted, repeats included.
+        // The keys a partition saw, sorted; a key it saw more than once comes at least twice.
         Ok(vec![Arc::new(Field::new(
             format!("{}[keys]", args.name),
             key_list(),
@@ -134,7 +137,7 @@ impl Accumulator for RepeatedKeys {
     fn state(&mut self) -> Result<Vec<ScalarValue>> {
         // Sorted here, in parallel across partitions, so that the final step only merges.
         let mut runs: Vec<Vec<u64>> = self.runs.drain(..).map(|r| unsigned(&r)).collect();
-        radix_sort(&mut self.keys);
+        sort_keys(&mut self.keys);
         runs.push(std::mem::take(&mut self.keys));
         let keys = merge_all(runs);
         // The same allocation, reinterpreted: no copy of what can be the largest vector here.
@@ -144,7 +147,7 @@ impl Accumulator for RepeatedKeys {
     }
 
     fn evaluate(&mut self) -> Result<ScalarValue> {
-        radix_sort(&mut self.keys);
+        sort_keys(&mut self.keys);
         let mut runs: Vec<Vec<u64>> = Vec::new();
         if !self.keys.is_empty() {
             runs.push(std::mem::take(&mut self.keys));
@@ -266,6 +269,47 @@ fn list_scalar(values: Vec<i64>) -> ScalarValue {
         None,
     );
     ScalarValue::List(Arc::new(list))
+}
+
+/// How many times the number of keys their range may span for [`sort_keys`] to sort them with
+/// bitmaps: two bits per value of the range, against 16 bytes per key for the radix sort.
+const DENSE_SPAN: u64 = 16;
+
+/// Sorts `keys` (as unsigned numbers) for [`repeats`]: each key at least once, and at least twice
+/// when it occurs more than once. Dense keys are marked in two bitmaps over their range (seen,
+/// seen again) and read back in order, each key once or twice: a pass over the keys and one over
+/// the bitmaps, which stay in cache where ids that count up arrive roughly in order. Other keys
+/// are radix-sorted, repeats and all.
+pub(crate) fn sort_keys(keys: &mut Vec<u64>) {
+    let (Some(&min), Some(&max)) = (keys.iter().min(), keys.iter().max()) else {
+        return;
+    };
+    let span = max - min;
+    if keys.len() < 4096 || span / DENSE_SPAN >= keys.len() as u64 {
+        radix_sort(keys);
+        return;
+    }
+    let words = (span / 64 + 1) as usize;
+    let (mut seen, mut again) = (vec![0u64; words], vec![0u64; words]);
+    for &k in keys.iter() {
+        let at = k - min;
+        let (w, bit) = ((at / 64) as usize, 1u64 << (at % 64));
+        again[w] |= seen[w] & bit;
+        seen[w] |= bit;
+    }
+    keys.clear();
+    for (w, (&s, &a)) in seen.iter().zip(&again).enumerate() {
+        let mut left = s;
+        while left != 0 {
+            let b = left.trailing_zeros();
+            let k = min + w as u64 * 64 + u64::from(b);
+            keys.push(k);
+            if a >> b & 1 == 1 {
+                keys.push(k);
+            }
+            left &= left - 1;
+        }
+    }
 }
 
 /// Sorts keys with a least-significant-digit radix sort on 11-bit digits, skipping the digits
@@ -406,6 +450,48 @@ mod tests {
                 }
                 other => panic!("{other:?}"),
             }
+        }
+    }
+
+    /// Repeated keys found by sorting a sequence the simple way.
+    fn expected_repeats(keys: &[u64]) -> Vec<i64> {
+        let mut sorted = keys.to_vec();
+        sorted.sort_unstable();
+        let mut out = Vec::new();
+        repeats(sorted.into_iter(), &mut out);
+        out
+    }
+
+    #[test]
+    fn dense_and_sparse_keys_find_the_same_repeats() {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        // Dense ids that count up in shuffled blocks, with some repeated two or three times
+        // (a key seen three times must still come out, once); then the same ids spread out so
+        // that the radix sort takes them; then ids around zero, far apart as unsigned numbers.
+        let mut dense: Vec<u64> = (1000..60_000u64).collect();
+        for i in 0..dense.len() {
+            let j = (i / 64) * 64 + (next() % 64) as usize;
+            if j < dense.len() {
+                dense.swap(i, j);
+            }
+        }
+        dense.extend([1000, 1000, 59_999, 31_337, 1000]);
+        let sparse: Vec<u64> = dense.iter().map(|k| k * 1_000_003).collect();
+        let around_zero: Vec<u64> = dense.iter().map(|&k| (k as i64 - 30_000) as u64).collect();
+        for keys in [dense, sparse, around_zero] {
+            let mut sorted = keys.clone();
+            sort_keys(&mut sorted);
+            assert!(sorted.windows(2).all(|w| w[0] <= w[1]));
+            let mut found = Vec::new();
+            repeats(sorted.into_iter(), &mut found);
+            assert_eq!(found, expected_repeats(&keys));
+            assert_eq!(found.len(), 3);
         }
     }
 
