@@ -483,6 +483,11 @@ impl Model {
     pub fn stage_rank(&self, stage: &str) -> Option<usize> {
         self.stages.iter().position(|s| s == stage).map(|i| i + 1)
     }
+
+    /// The rank of `rule`'s stage; `None` for a rule without one.
+    pub fn rule_stage_rank(&self, rule: &ActionRule) -> Option<usize> {
+        rule.stage.as_deref().and_then(|s| self.stage_rank(s))
+    }
 }
 
 fn valid_stage_name(name: &str) -> bool {

@@ -316,11 +316,7 @@ impl Template {
                 assets: r.assets.clone(),
                 points: r.points,
                 fraction: r.fraction,
-                stage_rank: r
-                    .stage
-                    .as_deref()
-                    .and_then(|s| model.stage_rank(s))
-                    .map(|n| n as i64),
+                stage_rank: model.rule_stage_rank(r).map(|n| n as i64),
             })
             .collect();
         let patterns: Vec<RulePattern> = scored.iter().map(ScoredRule::pattern).collect();
@@ -549,9 +545,8 @@ fn rule_table(model: &Model) -> String {
                 float(r.points),
                 r.fraction.to_string(),
                 r.stage.as_deref().map_or("null".to_string(), string),
-                r.stage
-                    .as_deref()
-                    .and_then(|s| model.stage_rank(s))
+                model
+                    .rule_stage_rank(r)
                     .map_or("null".to_string(), |n| n.to_string()),
                 string(&r.action),
                 r.assets
