@@ -595,6 +595,8 @@ points = 15
             FitTest::In(vec!["vp".into(), "director".into()])
         );
         assert_eq!(m.stage_rank("decision"), Some(3));
+        assert_eq!(m.rule_stage_rank(&m.actions[0]), Some(3));
+        assert_eq!(m.rule_stage_rank(&m.actions[1]), None);
     }
 
     fn message_of(text: &str) -> String {
