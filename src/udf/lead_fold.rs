@@ -560,7 +560,7 @@ impl Event {
 
 /// Whether `v` lies in `0..=hi` as SQL's `not (v < 0 or v > hi)` says: the engine orders NaN
 /// above every number (so NaN is outside) and -0.0 equal to 0 (so -0.0 is inside).
-fn within(v: f64, hi: f64) -> bool {
+pub(crate) fn within(v: f64, hi: f64) -> bool {
     (0.0..=hi).contains(&v)
 }
 

@@ -153,9 +153,9 @@ pub(crate) fn match_all(
             if action.is_null(i) {
                 return None;
             }
-            let asset_value = asset.is_valid(i).then(|| asset.value(i));
             // A null asset gets a view no valid one has (a length of u32::MAX).
-            let asset_view = if asset_value.is_some() {
+            let asset_valid = asset.is_valid(i);
+            let asset_view = if asset_valid {
                 assets[i]
             } else {
                 u128::from(u32::MAX)
@@ -165,6 +165,7 @@ pub(crate) fn match_all(
             match memo[slot] {
                 Some((a, b, found)) if (a, b) == key => found,
                 _ => {
+                    let asset_value = asset_valid.then(|| asset.value(i));
                     let found = rules.first_match(action.value(i), asset_value);
                     memo[slot] = Some((key.0, key.1, found));
                     found

@@ -11,6 +11,7 @@ pub mod fold_events;
 pub mod glob_match;
 pub mod lead_fold;
 pub mod match_rule;
+pub mod rare_key;
 pub mod repeated_keys;
 pub mod stable_sum;
 pub mod top_lead;
@@ -32,6 +33,7 @@ pub fn scalar_functions() -> Vec<Arc<ScalarUDF>> {
         Arc::new(match_rule::match_rule_udf()),
         Arc::new(decay::decay_udf()),
         Arc::new(event_key::event_key_udf()),
+        Arc::new(rare_key::rare_key_udf()),
     ]
 }
 
