@@ -16,7 +16,7 @@
 //! end
 //! ```
 //!
-//! computed in one pass over the columns' null masks and the rows of value actions.
+//! computed in one pass over the columns' null masks and the string views of the actions.
 //!
 //! ```sql
 //! select rare_key(42, 'L1', now(), 'page_view', null, 'nps_response');     -- 42
@@ -26,6 +26,7 @@
 
 use std::sync::Arc;
 
+use datafusion::arrow::array::builder::make_view;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int64Array, StringViewArray};
 use datafusion::arrow::buffer::{BooleanBuffer, NullBuffer};
 use datafusion::arrow::datatypes::{DataType, Float64Type};
@@ -128,18 +129,13 @@ pub(crate) fn rare_keys(columns: &[ArrayRef], value_actions: &[String]) -> Resul
     let mut valid = NullBuffer::union(keys.nulls(), lead_id.logical_nulls().as_ref());
     valid = NullBuffer::union(valid.as_ref(), ts.logical_nulls().as_ref());
     valid = NullBuffer::union(valid.as_ref(), action.nulls());
-    // Then the value check, for rows whose action is a value action (a view's low 32 bits are
-    // the text's length, so most rows are told apart without reading their bytes).
-    let lengths: Vec<u32> = value_actions.iter().map(|a| a.len() as u32).collect();
+    // Then the value check, for rows whose action is a value action. A null action's row is
+    // already null above, so its view (whatever it holds) needs no test of its own.
+    let targets: Vec<ViewTarget> = value_actions.iter().map(|a| ViewTarget::new(a)).collect();
     let views = action.views();
     let values = value.values();
     let value_ok = BooleanBuffer::collect_bool(len, |i| {
-        let n = views[i] as u32;
-        if !lengths.contains(&n) || action.is_null(i) {
-            return true;
-        }
-        let text = action.value(i);
-        if !value_actions.iter().any(|a| a == text) {
+        if !targets.iter().any(|t| t.matches(&action, views[i], i)) {
             return true;
         }
         value.is_valid(i) && within(values[i], 1.0)
@@ -147,6 +143,41 @@ pub(crate) fn rare_keys(columns: &[ArrayRef], value_actions: &[String]) -> Resul
     valid = NullBuffer::union(valid.as_ref(), Some(&NullBuffer::new(value_ok)));
     let valid = valid.filter(|v| v.null_count() > 0);
     Ok(Int64Array::new(keys.values().clone(), valid))
+}
+
+/// A text compared with the rows of a string view array by their views: a text of up to 12
+/// bytes lies whole in its view (length, then the bytes), so a row equals it when the view's
+/// length and those bytes are equal; a longer one is first told apart by its length and 4-byte
+/// prefix, and compared in full only when both are equal.
+struct ViewTarget {
+    view: u128,
+    /// The bits of a view that hold the length and, for an inline text, its bytes.
+    mask: u128,
+    inline: bool,
+    text: String,
+}
+
+impl ViewTarget {
+    fn new(text: &str) -> Self {
+        let view = make_view(text.as_bytes(), 0, 0);
+        let inline = text.len() <= 12;
+        let mask = if inline {
+            u128::MAX >> (128 - 32 - 8 * text.len() as u32)
+        } else {
+            u128::from(u64::MAX)
+        };
+        ViewTarget {
+            view,
+            mask,
+            inline,
+            text: text.to_string(),
+        }
+    }
+
+    #[inline]
+    fn matches(&self, array: &StringViewArray, view: u128, i: usize) -> bool {
+        (view ^ self.view) & self.mask == 0 && (self.inline || array.value(i) == self.text)
+    }
 }
 
 #[cfg(test)]
@@ -257,6 +288,31 @@ mod tests {
         let k = rare_keys(&columns, &actions()).unwrap();
         assert_eq!(k.value(0), keys(&ids, NAME).unwrap().value(0));
         assert!(k.is_null(1));
+    }
+
+    #[test]
+    fn long_and_short_value_actions_match_whole_texts_only() {
+        let actions = vec!["a_fraction_action_past_12".to_string(), "ab".to_string()];
+        let names = [
+            "a_fraction_action_past_12",
+            "a_fraction_action_past_13", // same length and prefix
+            "a_fraction_action_past_1",
+            "ab",
+            "abc",
+            "a",
+            "ab\0", // the same bytes and a zero: another length
+        ];
+        let n = names.len();
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(Int64Array::from_iter_values(0..n as i64)),
+            Arc::new(Int64Array::from_iter_values(0..n as i64)),
+            Arc::new(TimestampMicrosecondArray::from_iter_values(vec![1; n])),
+            Arc::new(StringViewArray::from_iter_values(names)),
+            Arc::new(Float64Array::from(vec![5.0; n])),
+        ];
+        let k = rare_keys(&columns, &actions).unwrap();
+        let suspect: Vec<bool> = (0..n).map(|i| k.is_null(i)).collect();
+        assert_eq!(suspect, vec![true, false, false, true, false, false, false]);
     }
 
     /// The value test agrees with the engine's own comparisons, which order NaN above every
