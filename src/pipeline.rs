@@ -154,6 +154,11 @@ impl<'a> Pipeline<'a> {
                 took(name);
                 continue;
             }
+            if kind == Kind::ViewedOutput {
+                // Registered before the wave's later queries are planned, which read it.
+                let _ = self.ctx.deregister_table(name)?;
+                self.ctx.register_table(name, df.clone().into_view())?;
+            }
             planned.push((name, kind, df));
         }
         let this = &*self;
@@ -165,6 +170,14 @@ impl<'a> Pipeline<'a> {
             }))
             .await?;
         for (name, w) in written {
+            if wave
+                .iter()
+                .any(|&(n, k)| n == name && k == Kind::ViewedOutput)
+            {
+                // Later queries keep reading the view.
+                self.written.push((name.to_string(), w.rows));
+                continue;
+            }
             self.register(name, w).await?;
         }
         Ok(())
@@ -281,7 +294,12 @@ impl<'a> Pipeline<'a> {
         while i < queries.len() {
             let mut end = i + 1;
             if together && queries[i].1 != Kind::View {
-                let mut names = vec![queries[i].0];
+                // The results the next query may not read: those written in this wave (a
+                // viewed output is read as a view, planned before the queries after it).
+                let mut names = vec![];
+                if queries[i].1 != Kind::ViewedOutput {
+                    names.push(queries[i].0);
+                }
                 while let Some(&(next, kind)) = queries.get(end) {
                     if kind == Kind::View {
                         break;
@@ -290,7 +308,9 @@ impl<'a> Pipeline<'a> {
                     if names.iter().any(|n| names_table(&sql, n)) {
                         break;
                     }
-                    names.push(next);
+                    if kind != Kind::ViewedOutput {
+                        names.push(next);
+                    }
                     end += 1;
                 }
             }

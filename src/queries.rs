@@ -56,6 +56,10 @@ pub enum Kind {
     Step,
     /// Written to the staging area, registered, and published into `--out` at the end.
     Output,
+    /// Like `Output`, except that the queries after it read it as a view of its query (planned
+    /// into them, as a `View` is) rather than as its written table: a query that only groups
+    /// its rows then runs beside it, without waiting for its file or decoding it.
+    ViewedOutput,
     /// Like `Output`, but published under the given table name, hive-partitioned by `as_of`
     /// (one directory per snapshot day). Later queries still read it by the query's name.
     History(&'static str),
@@ -105,7 +109,7 @@ fn variant(name: &str) -> Option<&'static Variant> {
 pub const SCORE_PIPELINE: &[(&str, Kind)] = &[
     ("rejects", Kind::Output),
     ("lead_activity", Kind::Step),
-    ("lead_scores", Kind::Output),
+    ("lead_scores", Kind::ViewedOutput),
     ("lead_product_scores", Kind::Output),
     ("account_scores", Kind::Output),
     ("stage_report", Kind::Output),
