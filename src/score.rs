@@ -86,7 +86,9 @@ impl Inputs {
             ctx = crate::cluster::client_session(cluster, &ctx).await?;
         }
         input::register_events(&ctx, &events).await?;
-        let leads = input::register_leads(&ctx, leads, events.lead_id).await?;
+        let leads =
+            input::register_leads(&ctx, leads, events.lead_id, engine.memory_limit.is_none())
+                .await?;
         if let Some(path) = &leads.path {
             model.check_fit_columns(&leads.columns, path)?;
         }

@@ -337,6 +337,22 @@ async fn leads_with_text_ids_for_integer_events_are_refused() {
 }
 
 #[tokio::test]
+async fn a_lead_listed_twice_is_refused_with_or_without_a_memory_limit() {
+    let dir = inputs().await;
+    assert!(run(&score_args("out"), dir.path()).status.success());
+    std::fs::write(
+        dir.path().join("leads.csv"),
+        "lead_id,account_id,role\nL1,A1,vp\nL2,A1,analyst\nL9,A2,vp\nL2,A3,cto\n",
+    )
+    .unwrap();
+    let needles = ["leads.csv", "lead_id L2 appears more than once"];
+    fails_cleanly(dir.path(), &score_args("out"), &needles);
+    let mut limited = score_args("out");
+    limited.extend(["--memory-limit", "64MB"]);
+    fails_cleanly(dir.path(), &limited, &needles);
+}
+
+#[tokio::test]
 async fn strict_refuses_rejected_rows_and_publishes_nothing() {
     let dir = inputs().await;
     assert!(run(&score_args("out"), dir.path()).status.success());
