@@ -166,14 +166,11 @@ impl<'a> Pipeline<'a> {
             futures::future::try_join_all(planned.into_iter().map(|(name, kind, df)| async move {
                 let written = this.produce(name, kind, df).await;
                 took(name);
-                written.map(|w| (name, w))
+                written.map(|w| (name, kind, w))
             }))
             .await?;
-        for (name, w) in written {
-            if wave
-                .iter()
-                .any(|&(n, k)| n == name && k == Kind::ViewedOutput)
-            {
+        for (name, kind, w) in written {
+            if kind == Kind::ViewedOutput {
                 // Later queries keep reading the view.
                 self.written.push((name.to_string(), w.rows));
                 continue;

@@ -30,14 +30,14 @@ use datafusion::arrow::array::builder::make_view;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int64Array, StringViewArray};
 use datafusion::arrow::buffer::{BooleanBuffer, NullBuffer};
 use datafusion::arrow::datatypes::{DataType, Float64Type};
-use datafusion::common::{Result, ScalarValue, exec_err, plan_err};
+use datafusion::common::{Result, exec_err, plan_err};
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 
 use super::event_key::keys;
 use super::lead_fold::within;
-use super::{coerce_id, coerce_number, coerce_text, scalar_or_array, string_view};
+use super::{coerce_id, coerce_number, coerce_text, literal_text, scalar_or_array, string_view};
 
 const NAME: &str = "rare_key";
 
@@ -97,11 +97,9 @@ impl ScalarUDFImpl for RareKeyFunc {
         let mut value_actions = Vec::with_capacity(args.args.len() - 5);
         for a in &args.args[5..] {
             match a {
-                ColumnarValue::Scalar(
-                    ScalarValue::Utf8View(Some(s))
-                    | ScalarValue::Utf8(Some(s))
-                    | ScalarValue::LargeUtf8(Some(s)),
-                ) => value_actions.push(s.clone()),
+                ColumnarValue::Scalar(v) => {
+                    value_actions.push(literal_text(v, NAME, "each value action")?)
+                }
                 _ => return exec_err!("{NAME}: each value action must be a constant text"),
             }
         }
