@@ -24,10 +24,16 @@
 -- ${fit} is the list of the fit rules the lead's attributes match, each with the cutoffs at which
 -- it holds (a `within_days` rule on a time t holds from t - N days to t); see lead_fold().
 --
--- The account comes with the lead's row of the leads table (max() of the one account a lead has).
+-- The lead's account comes with its row of the leads table: fold_events() is given every row's
+-- lead_id and account_id, and each snapshot it reports carries them (the first non-null
+-- account_id of the lead's rows). ${fold_group} is what the rows are grouped by: the lead
+-- (`r.lead_id`), or, for integer ids spanning not much more than the rows, buckets of the leads
+-- whose ids differ only in their low bits (`r.lead_id >> 8`, with the same `lead_bits` in
+-- ${fold}): a few thousand groups instead of a hash table with an entry per lead, and the fold
+-- tells each bucket's leads apart by those bits (see lead_buckets in the functions' docs).
 -- ${fold_input} is lead_rows made ready for grouping by lead: as they are (the engine then
--- partitions the rows by lead and groups each partition in one phase, with no partial states of
--- every lead's events to build and merge), or, for a backfill under --memory-limit, sorted by
+-- partitions the rows by group and groups each partition in one phase, with no partial states
+-- of every lead's events to build and merge), or, for a backfill under --memory-limit, sorted by
 -- lead so that each lead's snapshots are emitted as soon as its events end; its column n exists
 -- for the FILTER below, which keeps the numbering (and so the sort) in the plan. ${fold_text} is
 -- the text type the sort wants: the columns as read when there is no sort, plain copies of the
@@ -68,25 +74,24 @@ with lead_rows as (
 
 folded as (
     select
-        r.lead_id,
-        max(r.account_id) as account_id,
         fold_events(
-            r.ts, r.action, r.asset, r.product, r.value, r.fit, ${scored_rules}, ${fold}, r.dropped
+            r.ts, r.action, r.asset, r.product, r.value, r.fit, ${scored_rules}, ${fold}, r.dropped,
+            r.lead_id, r.account_id
         )
             filter (where r.n > 0 and r.lead_id is not null) as snapshots
     from ${fold_input} r
-    group by r.lead_id
+    group by ${fold_group}
 ),
 
 unnested as (
-    select lead_id, account_id, unnest(snapshots) as s
+    select unnest(snapshots) as s
     from folded
 )
 
 select
-    lead_id,
+    s['lead_id'] as lead_id,
     s['as_of'] as as_of,
-    account_id,
+    s['account_id'] as account_id,
     s['cutoff'] as cutoff,
     s['engagement'] as engagement,
     s['fit'] as fit,

@@ -207,6 +207,8 @@ impl QuerySource {
 #[derive(Clone, Debug, Default)]
 pub struct Template {
     vars: BTreeMap<String, String>,
+    /// The fold's parameters behind `${fold}`, kept to set its `lead_bits`.
+    fold: Option<FoldSpec>,
 }
 
 impl Template {
@@ -310,7 +312,8 @@ impl Template {
             model.stages.len(),
             products,
         );
-        t.set("fold", string(&spec.to_json()));
+        t.fold = Some(spec);
+        t.set_lead_bits(0);
         t.set_fold_input(false);
         let scored: Vec<ScoredRule> = model
             .actions
@@ -394,6 +397,22 @@ impl Template {
         };
         self.set("fold_text", text);
         self.set("fold_input", sql);
+    }
+
+    /// Sets `${fold}` and `${fold_group}` for groups of leads whose ids differ only in their low
+    /// `bits` (integer ids; see `udf::lead_buckets`), or for one lead per group when `bits` is 0.
+    pub fn set_lead_bits(&mut self, bits: u32) {
+        if let Some(spec) = &mut self.fold {
+            spec.lead_bits = bits;
+            let json = spec.to_json();
+            self.set("fold", string(&json));
+        }
+        let group = if bits == 0 {
+            "r.lead_id".to_string()
+        } else {
+            format!("r.lead_id >> {bits}")
+        };
+        self.set("fold_group", group);
     }
 
     /// Adds `${window_from}` and `${window_to}`: the bounds of a window `[from, to)` of times, as

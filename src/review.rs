@@ -132,6 +132,7 @@ pub async fn review(opts: &ReviewOptions) -> Result<ReviewSummary> {
     for model in &models {
         let mut t = Template::for_model(model, &Snapshots::one(last_day), false);
         t.set_fit(model, inputs.leads.path.is_some());
+        t.set_lead_bits(inputs.lead_bits);
         t.set_window(opts.from, Some(to));
         t.set(
             "window_span",

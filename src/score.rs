@@ -69,6 +69,8 @@ pub struct Inputs {
     pub model: Model,
     pub events: EventsInput,
     pub leads: LeadsInput,
+    /// The fold's `lead_bits` for these inputs (see [`lead_bits`]).
+    pub lead_bits: u32,
 }
 
 impl Inputs {
@@ -92,11 +94,13 @@ impl Inputs {
         if let Some(path) = &leads.path {
             model.check_fit_columns(&leads.columns, path)?;
         }
+        let lead_bits = lead_bits(&ctx, &events, engine).await?;
         Ok(Inputs {
             ctx,
             model,
             events,
             leads,
+            lead_bits,
         })
     }
 
@@ -129,8 +133,51 @@ impl Inputs {
     pub fn template(&self, snapshots: &Snapshots, products: bool) -> Template {
         let mut t = Template::for_model(&self.model, snapshots, products);
         t.set_fit(&self.model, self.leads.path.is_some());
+        t.set_lead_bits(self.lead_bits);
         t
     }
+}
+
+/// How many low bits of an integer lead id the fold's buckets span when the ids are dense.
+pub const LEAD_BITS: u32 = 8;
+
+/// The fold's `lead_bits` (`udf::lead_buckets`): [`LEAD_BITS`] for integer lead ids spanning
+/// (lowest to highest, over events and leads) at most a quarter of the event rows, or 65,536, so
+/// that the fold's room per possible lead stays a few bytes per row; 0 (a group per lead) for
+/// text ids, wider spans, and under a memory limit, where a backfill's rows come sorted by lead
+/// and each lead's group ends as its rows do. The bounds come from the files' statistics when
+/// they have them (no scan).
+async fn lead_bits(
+    ctx: &SessionContext,
+    events: &EventsInput,
+    engine: &EngineOptions,
+) -> Result<u32> {
+    use datafusion::arrow::datatypes::Int64Type;
+    if events.lead_id != input::IdKind::Int || engine.memory_limit.is_some() {
+        return Ok(0);
+    }
+    let (mut lo, mut hi) = (i64::MAX, i64::MIN);
+    for table in ["events", "leads"] {
+        let sql = format!("select min(lead_id), max(lead_id) from {table}");
+        for batch in ctx.sql(&sql).await?.collect().await? {
+            let (min, max) = (
+                batch.column(0).as_primitive::<Int64Type>(),
+                batch.column(1).as_primitive::<Int64Type>(),
+            );
+            for i in 0..batch.num_rows() {
+                if min.is_valid(i) && max.is_valid(i) {
+                    lo = lo.min(min.value(i));
+                    hi = hi.max(max.value(i));
+                }
+            }
+        }
+    }
+    if lo > hi {
+        return Ok(0);
+    }
+    let span = i128::from(hi) - i128::from(lo) + 1;
+    let room = (i128::from(events.rows()) / 4).max(1 << 16);
+    Ok(if span <= room { LEAD_BITS } else { 0 })
 }
 
 /// Whether `repeated_keys` (which holds 8 bytes per row and sorts them with as many again, and

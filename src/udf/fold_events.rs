@@ -1,6 +1,6 @@
-//! `fold_events(ts, action, asset, product, value, fit, rules, spec [, dropped])`: `lead_fold`
-//! over raw event rows, judging each row with the model's rules itself instead of reading a
-//! judged row.
+//! `fold_events(ts, action, asset, product, value, fit, rules, spec [, dropped [, lead_id,
+//! account_id]])`: `lead_fold` over raw event rows, judging each row with the model's rules
+//! itself instead of reading a judged row.
 //!
 //! The rows are a lead's event rows and its row of the leads table (a null `ts` and its `fit`,
 //! as for `lead_fold`). Each event row is judged as `judged_events.sql` judges it (SPEC §2.4, §3,
@@ -19,6 +19,11 @@
 //! numbers above 1, marked, instead of joining the events with the duplicates to leave the copies
 //! out (that join copied every row). A marked row with no equal row in its group is ignored, and
 //! a marked row that a check rejects cancels nothing (its copy was rejected too).
+//!
+//! `lead_id` and `account_id` (optional, together): each snapshot also carries the lead's id and
+//! account (the first non-null `account_id` of its rows), and a group may be a bucket of many
+//! leads, told apart by the low `lead_bits` of their ids (a `spec` field): see `lead_buckets`,
+//! which `lead_activity.sql` uses to group a few thousand buckets instead of every lead.
 //!
 //! `rules` is a constant JSON list, in model-file order, of
 //! `{"action", "assets" (globs or null), "points", "fraction", "stage_rank" (or null)}`
@@ -41,7 +46,9 @@
 //! fold read it (about 1.7 s of CPU at 20M events, see docs/architecture.md); read raw, each
 //! row is judged once, in place.
 
-use datafusion::arrow::datatypes::{DataType, FieldRef};
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Fields};
 use datafusion::common::{DataFusionError, Result, plan_err};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{
@@ -49,17 +56,22 @@ use datafusion::logical_expr::{
 };
 use serde::{Deserialize, Serialize};
 
+use super::lead_buckets::{self, LeadBuckets, OneGroup, lead_fields};
 use super::lead_fold::{
-    LeadFoldAccumulator, LeadFoldGroups, Params, coerce_fit, coerce_ts, result_type, state_fields,
+    LeadFoldAccumulator, LeadFoldGroups, Params, coerce_fit, coerce_ts, result_type,
+    snapshot_fields, state_fields,
 };
 use super::match_rule::{RuleMatcher, RulePattern};
-use super::{coerce_number, coerce_text, literal_arg, literal_text};
+use super::{coerce_id, coerce_number, coerce_text, literal_arg, literal_text};
 
 pub(crate) const NAME: &str = "fold_events";
 const RULES_ARG: usize = 6;
 const SPEC_ARG: usize = 7;
 /// The optional last argument: whether the row is a dropped copy.
 pub(crate) const DROPPED_ARG: usize = 8;
+/// The optional lead id and account arguments after `dropped` (see `lead_buckets`).
+const LEAD_ARG: usize = 9;
+const ACCOUNT_ARG: usize = 10;
 
 /// One `[[action]]` rule with what it is worth, as `fold_events` takes it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -149,10 +161,10 @@ impl AggregateUDFImpl for FoldEventsFunc {
     }
 
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
-        if !(8..=9).contains(&arg_types.len()) {
+        if ![8, 9, 11].contains(&arg_types.len()) {
             return plan_err!(
-                "fold_events(ts, action, asset, product, value, fit, rules, spec [, dropped]) \
-                 takes 8 or 9 arguments"
+                "fold_events(ts, action, asset, product, value, fit, rules, spec \
+                 [, dropped [, lead_id, account_id]]) takes 8, 9 or 11 arguments"
             );
         }
         let mut types = vec![
@@ -171,11 +183,28 @@ impl AggregateUDFImpl for FoldEventsFunc {
             }
             types.push(DataType::Boolean);
         }
+        if let (Some(lead), Some(account)) = (arg_types.get(LEAD_ARG), arg_types.get(ACCOUNT_ARG)) {
+            types.push(coerce_id(NAME, "lead_id", lead)?);
+            types.push(account.clone());
+        }
         Ok(types)
     }
 
-    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
-        Ok(result_type())
+    fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
+        Ok(match lead_types(arg_types) {
+            Some((lead, account)) => {
+                let mut fields: Vec<Field> = snapshot_fields()
+                    .iter()
+                    .map(|f| f.as_ref().clone())
+                    .collect();
+                fields.extend(lead_fields(lead, account));
+                DataType::List(Arc::new(Field::new_list_field(
+                    DataType::Struct(Fields::from(fields)),
+                    true,
+                )))
+            }
+            None => result_type(),
+        })
     }
 
     fn is_nullable(&self) -> bool {
@@ -183,12 +212,25 @@ impl AggregateUDFImpl for FoldEventsFunc {
     }
 
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
-        Ok(state_fields(args.name))
+        let types: Vec<DataType> = args
+            .input_fields
+            .iter()
+            .map(|f| f.data_type().clone())
+            .collect();
+        Ok(match lead_types(&types) {
+            Some((lead, account)) => {
+                lead_buckets::state_fields(state_fields(args.name), args.name, lead, account)
+            }
+            None => state_fields(args.name),
+        })
     }
 
     fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+        if args.exprs.len() > LEAD_ARG {
+            return Ok(Box::new(OneGroup(buckets(&args)?)));
+        }
         Ok(Box::new(LeadFoldAccumulator {
-            inner: groups(&args)?,
+            inner: groups(&args)?.0,
         }))
     }
 
@@ -200,15 +242,44 @@ impl AggregateUDFImpl for FoldEventsFunc {
         &self,
         args: AccumulatorArgs,
     ) -> Result<Box<dyn GroupsAccumulator>> {
-        Ok(Box::new(groups(&args)?))
+        if args.exprs.len() > LEAD_ARG {
+            return Ok(Box::new(buckets(&args)?));
+        }
+        Ok(Box::new(groups(&args)?.0))
     }
 }
 
-fn groups(args: &AccumulatorArgs) -> Result<LeadFoldGroups> {
-    Ok(LeadFoldGroups::judging(
-        Params::from_args(args, SPEC_ARG, NAME)?,
-        Judge::from_args(args)?,
+/// The types of the lead id and account arguments, when given.
+fn lead_types(arg_types: &[DataType]) -> Option<(&DataType, &DataType)> {
+    Some((arg_types.get(LEAD_ARG)?, arg_types.get(ACCOUNT_ARG)?))
+}
+
+/// The fold of `args` without its lead arguments, and its `lead_bits`.
+fn groups(args: &AccumulatorArgs) -> Result<(LeadFoldGroups, u32)> {
+    let params = Params::from_args(args, SPEC_ARG, NAME)?;
+    let bits = params.lead_bits;
+    let params = if args.exprs.len() > LEAD_ARG {
+        params
+    } else {
+        params.one_lead_per_group(NAME)?
+    };
+    Ok((
+        LeadFoldGroups::judging(params, Judge::from_args(args)?),
+        bits,
     ))
+}
+
+/// The fold of `args` over buckets of leads.
+fn buckets(args: &AccumulatorArgs) -> Result<LeadBuckets> {
+    let (fold, bits) = groups(args)?;
+    let field = |i: usize| args.expr_fields[i].data_type().clone();
+    LeadBuckets::new(
+        fold,
+        state_fields(NAME).len(),
+        bits,
+        field(LEAD_ARG),
+        field(ACCOUNT_ARG),
+    )
 }
 
 #[cfg(test)]

@@ -102,6 +102,14 @@ pub struct FoldSpec {
     /// Whether to compute the per-product folds.
     #[serde(default)]
     pub products: bool,
+    /// `fold_events` with lead ids: each group is a bucket of the leads whose ids agree but for
+    /// these low bits (0: each group is one lead; see `lead_buckets`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub lead_bits: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 fn one_day() -> u32 {
@@ -127,6 +135,7 @@ impl FoldSpec {
             every_days: snapshots.every_days,
             stages,
             products,
+            lead_bits: 0,
         }
     }
 
@@ -160,6 +169,7 @@ impl FoldSpec {
             cutoffs: snapshots.cutoffs(),
             stages: spec.stages,
             products: spec.products,
+            lead_bits: spec.lead_bits,
         })
     }
 }
@@ -175,6 +185,7 @@ pub(crate) struct Params {
     cutoffs: Vec<i64>,
     stages: usize,
     products: bool,
+    pub(crate) lead_bits: u32,
 }
 
 impl Params {
@@ -190,6 +201,17 @@ impl Params {
             "spec",
         )?;
         FoldSpec::parse(&text).map_err(|e| DataFusionError::Plan(format!("{function}: {e}")))
+    }
+
+    /// These parameters, checked for a fold whose every group is one lead.
+    pub(crate) fn one_lead_per_group(self, function: &str) -> Result<Params> {
+        if self.lead_bits > 0 {
+            return plan_err!(
+                "{function}: lead_bits > 0 needs the lead_id and account_id arguments of \
+                 fold_events"
+            );
+        }
+        Ok(self)
     }
 
     /// The last snapshot's cutoff: events at or after it count in no snapshot.
@@ -215,7 +237,7 @@ pub fn fit_rules_type() -> DataType {
     list_of(DataType::Struct(rule_fields(utc_micros())))
 }
 
-fn snapshot_fields() -> Fields {
+pub(crate) fn snapshot_fields() -> Fields {
     Fields::from(vec![
         Field::new("as_of", DataType::Date32, false),
         Field::new("cutoff", utc_micros(), false),
@@ -301,7 +323,9 @@ impl AggregateUDFImpl for LeadFoldFunc {
 
     fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
         Ok(Box::new(LeadFoldAccumulator {
-            inner: LeadFoldGroups::new(Params::from_args(&args, SPEC_ARG, NAME)?),
+            inner: LeadFoldGroups::new(
+                Params::from_args(&args, SPEC_ARG, NAME)?.one_lead_per_group(NAME)?,
+            ),
         }))
     }
 
@@ -313,9 +337,9 @@ impl AggregateUDFImpl for LeadFoldFunc {
         &self,
         args: AccumulatorArgs,
     ) -> Result<Box<dyn GroupsAccumulator>> {
-        Ok(Box::new(LeadFoldGroups::new(Params::from_args(
-            &args, SPEC_ARG, NAME,
-        )?)))
+        Ok(Box::new(LeadFoldGroups::new(
+            Params::from_args(&args, SPEC_ARG, NAME)?.one_lead_per_group(NAME)?,
+        )))
     }
 }
 
@@ -875,6 +899,15 @@ impl LeadFoldGroups {
         }
     }
 
+    /// An accumulator with no groups and the same parameters, rules and product names.
+    pub(crate) fn empty_like(&self) -> Self {
+        Self {
+            judge: self.judge.clone(),
+            products: self.products.clone(),
+            ..Self::new(self.params.clone())
+        }
+    }
+
     /// Views a batch for `add`, judged or raw as `judge` says.
     fn intake<'a>(judge: Option<&'a Judge>, values: &'a [ArrayRef]) -> Result<Intake<'a>> {
         Ok(match judge {
@@ -891,7 +924,7 @@ impl LeadFoldGroups {
         }
     }
 
-    fn ensure_groups(&mut self, total_num_groups: usize) {
+    pub(crate) fn ensure_groups(&mut self, total_num_groups: usize) {
         if self.fits.len() < total_num_groups {
             self.fits.resize(total_num_groups, None);
         }
@@ -1660,6 +1693,7 @@ mod tests {
             every_days: every,
             stages: 2,
             products,
+            lead_bits: 0,
         }
         .to_json();
         FoldSpec::parse(&json).unwrap()

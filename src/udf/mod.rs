@@ -9,6 +9,7 @@ pub mod decay;
 pub mod event_key;
 pub mod fold_events;
 pub mod glob_match;
+pub mod lead_buckets;
 pub mod lead_fold;
 pub mod match_rule;
 pub mod rare_key;
