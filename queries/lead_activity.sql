@@ -34,8 +34,9 @@
 -- ${fold_input} is lead_rows made ready for grouping by lead: as they are (the engine then
 -- partitions the rows by group and groups each partition in one phase, with no partial states
 -- of every lead's events to build and merge), or, for a backfill under --memory-limit, sorted by
--- lead so that each lead's snapshots are emitted as soon as its events end; its column n exists
--- for the FILTER below, which keeps the numbering (and so the sort) in the plan. ${fold_text} is
+-- lead so that each lead's snapshots are emitted as soon as its events end. ${fold_rows} is the
+-- FILTER's test of a row: a lead id, and, for the sorted input, its number n above 0 (always
+-- true: naming n keeps the numbering, and so the sort, in the plan). ${fold_text} is
 -- the text type the sort wants: the columns as read when there is no sort, plain copies of the
 -- texts when there is one (see Template::set_fold_input).
 with lead_rows as (
@@ -78,7 +79,7 @@ folded as (
             r.ts, r.action, r.asset, r.product, r.value, r.fit, ${scored_rules}, ${fold}, r.dropped,
             r.lead_id, r.account_id
         )
-            filter (where r.n > 0 and r.lead_id is not null) as snapshots
+            filter (where ${fold_rows}) as snapshots
     from ${fold_input} r
     group by ${fold_group}
 ),

@@ -368,8 +368,8 @@ impl Template {
         t
     }
 
-    /// Adds `${fold_input}`: the rows `fold_events` groups by lead, as a subquery over `lead_rows`
-    /// with a column `n` that the fold's FILTER names.
+    /// Adds `${fold_input}`: the rows `fold_events` groups by lead, `lead_rows` itself or a
+    /// subquery over it, and `${fold_rows}`, the test of the fold's FILTER.
     ///
     /// Hashed (the default): the rows as they are, grouped in a hash table after the engine has
     /// partitioned them by lead (in one phase: see `plan_rules::OnePhaseFold`); each partition's
@@ -385,18 +385,23 @@ impl Template {
     /// texts out of the string views before the sort: a view batch holds (and is counted for)
     /// the whole buffers of the batches it was cut from, which left the sort's merge too little
     /// of a small pool.
+    ///
+    /// The FILTER leaves out rows without a lead id; for the streamed input it also names the
+    /// numbering (`n > 0`, always true), which keeps the window, and so the sort, in the plan.
     pub fn set_fold_input(&mut self, streamed: bool) {
-        let (sql, text) = if streamed {
+        let (sql, rows, text) = if streamed {
             (
                 "(select r.*, row_number() over (partition by r.lead_id order by r.ts) as n \
                  from lead_rows r)",
+                "r.n > 0 and r.lead_id is not null",
                 "'Utf8'",
             )
         } else {
-            ("(select r.*, 1 as n from lead_rows r)", "'Utf8View'")
+            ("lead_rows", "r.lead_id is not null", "'Utf8View'")
         };
         self.set("fold_text", text);
         self.set("fold_input", sql);
+        self.set("fold_rows", rows);
     }
 
     /// Sets `${fold}` and `${fold_group}` for groups of leads whose ids differ only in their low

@@ -864,9 +864,11 @@ impl<'a> RawArgs<'a> {
             product: super::string_view(&values[3], super::fold_events::NAME)?,
             value: values[4].as_primitive::<Float64Type>(),
             fit: FitArg::new(&values[5])?,
+            // A batch without a marked row (all of the events' batches) is read as unmarked.
             dropped: values
                 .get(super::fold_events::DROPPED_ARG)
-                .map(|a| a.as_boolean()),
+                .map(|a| a.as_boolean())
+                .filter(|d| d.true_count() > 0),
             rule,
         })
     }
