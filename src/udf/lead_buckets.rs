@@ -160,6 +160,7 @@ impl LeadBuckets {
     }
 
     /// Notes group `g`'s bucket from a lead id of it.
+    #[inline]
     fn note_bucket(&mut self, g: usize, id: i64) -> Result<()> {
         let bucket = id >> self.bits;
         match self.buckets[g] {
@@ -319,14 +320,15 @@ impl GroupsAccumulator for LeadBuckets {
         } else {
             let ids = ids.as_primitive::<Int64Type>();
             let mask = self.per_group() as i64 - 1;
-            for (i, &g) in group_indices.iter().enumerate() {
-                if ids.is_null(i) {
+            slots.reserve(group_indices.len());
+            for (i, (&g, &id)) in group_indices.iter().zip(ids.values()).enumerate() {
+                // A null id's row is its group's first slot (the FILTER leaves it out).
+                if ids.is_valid(i) {
+                    self.note_bucket(g, id)?;
+                    slots.push((g << self.bits) | (id & mask) as usize);
+                } else {
                     slots.push(g << self.bits);
-                    continue;
                 }
-                let id = ids.value(i);
-                self.note_bucket(g, id)?;
-                slots.push((g << self.bits) | (id & mask) as usize);
             }
         }
         let done = self.note_accounts(accounts, &slots).and_then(|_| {

@@ -502,8 +502,10 @@ impl Events {
                 start[s + 1] += start[s];
             }
             next.copy_from_slice(&start);
-            buffer.clear();
-            buffer.resize(len, Event::default());
+            // Every place up to `len` is written below: only growth needs filling.
+            if buffer.len() < len {
+                buffer.resize(len, Event::default());
+            }
             for e in bucket() {
                 let at = &mut next[e.slot()];
                 buffer[*at] = *e;
