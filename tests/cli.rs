@@ -591,7 +591,7 @@ async fn a_memory_limit_several_times_smaller_than_the_work_gives_the_same_numbe
     let dir = tempfile::tempdir().unwrap();
     let o = run(
         &[
-            "generate", "--leads", "125000", "--events", "2500000", "--seed", "3", "--out", "data",
+            "generate", "--leads", "150000", "--events", "3000000", "--seed", "3", "--out", "data",
             "--quiet",
         ],
         dir.path(),

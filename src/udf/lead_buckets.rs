@@ -276,12 +276,44 @@ impl LeadBuckets {
         if self.bits > 0 {
             self.buckets.drain(..n);
         } else {
-            let rest = self.lead_ids(self.lead_count)?;
-            let rest = rest.slice(n, self.lead_count - n);
+            // Copied out of the slice, so that the emitted ids' memory goes with them.
+            let all = self.lead_ids(self.lead_count)?;
+            let rest = concat(&[all.slice(n, self.lead_count - n).as_ref()])?;
             self.lead_count = rest.len();
             self.leads = vec![rest];
         }
-        self.account_of.drain(..n << self.bits);
+        // The remaining leads' accounts, renumbered into one piece of their own (a sorted
+        // backfill emits group after group: what is kept stays a batch's worth).
+        let kept = self.account_of.split_off(n << self.bits);
+        let rows: UInt32Array = kept
+            .iter()
+            .filter(|&&r| r != NO_ACCOUNT)
+            .map(|&r| Some(r))
+            .collect();
+        let accounts = if rows.is_empty() {
+            Vec::new()
+        } else {
+            let pieces: Vec<&dyn Array> = self
+                .accounts
+                .iter()
+                .map(|a| a.as_ref() as &dyn Array)
+                .collect();
+            vec![take(&concat(&pieces)?, &rows, None)?]
+        };
+        let mut next = 0u32;
+        self.account_of = kept
+            .into_iter()
+            .map(|r| {
+                if r == NO_ACCOUNT {
+                    r
+                } else {
+                    next += 1;
+                    next - 1
+                }
+            })
+            .collect();
+        self.account_rows = next as usize;
+        self.accounts = accounts;
         Ok(())
     }
 

@@ -13,8 +13,10 @@
 //! table of every id costs hundreds once it outgrows the caches), sorts them when it hands them
 //! on, and the final step merges all partitions' keys and reports each run longer than one.
 //! Dense keys (integer ids that count up, spanning at most [`DENSE_SPAN`] times their number)
-//! are sorted by marking them in two bitmaps, seen once and seen again, and reading the bitmaps
-//! in order; other keys go through a radix sort. Memory: 8 bytes a row, twice while sorting; the
+//! are marked in two bitmaps, seen once and seen again: a partition hands on those bitmaps (two
+//! bits per value of its range, not eight bytes per row), and the final step combines them word
+//! by word (a key is repeated when marked again anywhere, or seen by two partitions); other keys
+//! go through a radix sort and are merged as sorted runs. Memory: 8 bytes a row, twice while sorting; the
 //! pipeline uses a grouping query instead (which spills) when a `--memory-limit` could not hold
 //! that.
 
@@ -83,12 +85,17 @@ impl AggregateUDFImpl for RepeatedKeysFunc {
     }
 
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
-        // The keys a partition saw, sorted; a key it saw more than once comes at least twice.
-        Ok(vec![Arc::new(Field::new(
-            format!("{}[keys]", args.name),
-            key_list(),
-            true,
-        ))])
+        // The keys a partition saw, sorted, a key it saw more than once at least twice; or, for
+        // dense keys, two bitmaps from `lo` (see `Marks`), the list then empty.
+        let field = |suffix: &str, t: DataType| {
+            Arc::new(Field::new(format!("{}[{suffix}]", args.name), t, true))
+        };
+        Ok(vec![
+            field("keys", key_list()),
+            field("lo", DataType::Int64),
+            field("seen", DataType::Binary),
+            field("again", DataType::Binary),
+        ])
     }
 
     fn accumulator(&self, _args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
@@ -96,13 +103,120 @@ impl AggregateUDFImpl for RepeatedKeysFunc {
     }
 }
 
-/// The keys seen so far: rows' keys in arrival order (sorted when handed on), and the sorted
-/// partial states of other partitions, kept as they came (no copy) for one merge at the end.
+/// The keys seen so far: rows' keys in arrival order (sorted when handed on), and the partial
+/// states of other partitions, kept as they came (no copy) for one merge at the end.
 #[derive(Debug, Default)]
 struct RepeatedKeys {
     keys: Vec<u64>,
     /// Sorted runs of keys (each a partition's state), in unsigned order.
     runs: Vec<Int64Array>,
+    /// Partitions' dense keys, as bitmaps.
+    marks: Vec<Marks>,
+}
+
+/// Dense keys as two bitmaps over a range from `lo` (a multiple of 64): bit `k - lo` of `seen`
+/// for each key `k` seen, of `again` for each key seen more than once. A partition of ids that
+/// count up hands these on (two bits per value of its range) instead of its sorted keys (eight
+/// bytes per row), and the final step combines them word by word.
+#[derive(Debug, Default)]
+struct Marks {
+    lo: u64,
+    seen: Vec<u64>,
+    again: Vec<u64>,
+}
+
+impl Marks {
+    /// The marks of `keys`, when they are dense: at least 4,096 keys spanning less than
+    /// [`DENSE_SPAN`] times their number.
+    fn of(keys: &[u64]) -> Option<Marks> {
+        let (&min, &max) = (keys.iter().min()?, keys.iter().max()?);
+        if keys.len() < 4096 || (max - min) / DENSE_SPAN >= keys.len() as u64 {
+            return None;
+        }
+        let lo = min & !63;
+        let words = ((max - lo) / 64 + 1) as usize;
+        let mut marks = Marks {
+            lo,
+            seen: vec![0; words],
+            again: vec![0; words],
+        };
+        for &k in keys {
+            let at = k - lo;
+            let (w, bit) = ((at / 64) as usize, 1u64 << (at % 64));
+            marks.again[w] |= marks.seen[w] & bit;
+            marks.seen[w] |= bit;
+        }
+        Some(marks)
+    }
+
+    /// The keys in order, each once, and twice when seen more than once (as [`sort_keys`] gives).
+    fn keys(&self) -> Vec<u64> {
+        let mut keys = Vec::new();
+        for (w, (&s, &a)) in self.seen.iter().zip(&self.again).enumerate() {
+            let mut left = s;
+            while left != 0 {
+                let b = left.trailing_zeros();
+                let k = self.lo + w as u64 * 64 + u64::from(b);
+                keys.push(k);
+                if a >> b & 1 == 1 {
+                    keys.push(k);
+                }
+                left &= left - 1;
+            }
+        }
+        keys
+    }
+
+    fn word(&self) -> u64 {
+        self.lo / 64
+    }
+
+    /// The repeated keys of all `marks` together (each once, ascending as unsigned numbers), or
+    /// `None` when their ranges lie too far apart for one pair of bitmaps over all of them.
+    fn repeats(marks: &[Marks]) -> Option<Vec<i64>> {
+        let first = marks.iter().map(Marks::word).min()?;
+        let end = marks.iter().map(|m| m.word() + m.seen.len() as u64).max()?;
+        let words: u64 = marks.iter().map(|m| m.seen.len() as u64).sum();
+        if end - first > 4 * words {
+            return None;
+        }
+        let (mut seen, mut again) = (
+            vec![0u64; (end - first) as usize],
+            vec![0u64; (end - first) as usize],
+        );
+        for m in marks {
+            let at = (m.word() - first) as usize;
+            for (i, (&s, &a)) in m.seen.iter().zip(&m.again).enumerate() {
+                again[at + i] |= a | (seen[at + i] & s);
+                seen[at + i] |= s;
+            }
+        }
+        let mut out = Vec::new();
+        for (w, &a) in again.iter().enumerate() {
+            let mut left = a;
+            while left != 0 {
+                let b = left.trailing_zeros();
+                out.push(((first + w as u64) * 64 + u64::from(b)) as i64);
+                left &= left - 1;
+            }
+        }
+        Some(out)
+    }
+
+    fn to_bytes(words: &[u64]) -> Vec<u8> {
+        words.iter().flat_map(|w| w.to_le_bytes()).collect()
+    }
+
+    fn from_bytes(bytes: &[u8]) -> Vec<u64> {
+        bytes
+            .chunks_exact(8)
+            .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))
+            .collect()
+    }
+
+    fn bytes(&self) -> usize {
+        (self.seen.capacity() + self.again.capacity()) * size_of::<u64>()
+    }
 }
 
 impl RepeatedKeys {
@@ -131,22 +245,68 @@ impl Accumulator for RepeatedKeys {
                 }
             }
         }
+        if let [_, lo, seen, again] = states {
+            let (lo, seen, again) = (
+                lo.as_primitive::<Int64Type>(),
+                seen.as_binary::<i32>(),
+                again.as_binary::<i32>(),
+            );
+            for row in 0..lo.len() {
+                if lo.is_valid(row) {
+                    self.marks.push(Marks {
+                        lo: lo.value(row) as u64,
+                        seen: Marks::from_bytes(seen.value(row)),
+                        again: Marks::from_bytes(again.value(row)),
+                    });
+                }
+            }
+        }
         Ok(())
     }
 
     fn state(&mut self) -> Result<Vec<ScalarValue>> {
-        // Sorted here, in parallel across partitions, so that the final step only merges.
+        // Marked or sorted here, in parallel across partitions, so that the final step only
+        // combines.
+        if self.runs.is_empty()
+            && self.marks.is_empty()
+            && let Some(marks) = Marks::of(&self.keys)
+        {
+            self.keys = Vec::new();
+            return Ok(vec![
+                list_scalar(Vec::new()),
+                ScalarValue::Int64(Some(marks.lo as i64)),
+                ScalarValue::Binary(Some(Marks::to_bytes(&marks.seen))),
+                ScalarValue::Binary(Some(Marks::to_bytes(&marks.again))),
+            ]);
+        }
         let mut runs: Vec<Vec<u64>> = self.runs.drain(..).map(|r| unsigned(&r)).collect();
+        runs.extend(self.marks.drain(..).map(|m| m.keys()));
         sort_keys(&mut self.keys);
         runs.push(std::mem::take(&mut self.keys));
         let keys = merge_all(runs);
         // The same allocation, reinterpreted: no copy of what can be the largest vector here.
-        Ok(vec![list_scalar(
-            keys.into_iter().map(|k| k as i64).collect(),
-        )])
+        Ok(vec![
+            list_scalar(keys.into_iter().map(|k| k as i64).collect()),
+            ScalarValue::Int64(None),
+            ScalarValue::Binary(None),
+            ScalarValue::Binary(None),
+        ])
     }
 
     fn evaluate(&mut self) -> Result<ScalarValue> {
+        if self.keys.is_empty()
+            && self.runs.is_empty()
+            && let Some(mut repeated) = Marks::repeats(&self.marks)
+        {
+            self.marks.clear();
+            repeated.sort_unstable();
+            return Ok(list_scalar(repeated));
+        }
+        // Marks that cannot be combined (or beside sorted keys) become sorted runs.
+        for m in std::mem::take(&mut self.marks) {
+            self.runs
+                .push(m.keys().into_iter().map(|k| k as i64).collect());
+        }
         sort_keys(&mut self.keys);
         let mut runs: Vec<Vec<u64>> = Vec::new();
         if !self.keys.is_empty() {
@@ -181,6 +341,7 @@ impl Accumulator for RepeatedKeys {
     fn size(&self) -> usize {
         size_of::<Self>()
             + self.keys.capacity() * size_of::<u64>()
+            + self.marks.iter().map(Marks::bytes).sum::<usize>()
             + self
                 .runs
                 .iter()
@@ -281,34 +442,12 @@ const DENSE_SPAN: u64 = 16;
 /// the bitmaps, which stay in cache where ids that count up arrive roughly in order. Other keys
 /// are radix-sorted, repeats and all.
 pub(crate) fn sort_keys(keys: &mut Vec<u64>) {
-    let (Some(&min), Some(&max)) = (keys.iter().min(), keys.iter().max()) else {
-        return;
-    };
-    let span = max - min;
-    if keys.len() < 4096 || span / DENSE_SPAN >= keys.len() as u64 {
-        radix_sort(keys);
+    if keys.is_empty() {
         return;
     }
-    let words = (span / 64 + 1) as usize;
-    let (mut seen, mut again) = (vec![0u64; words], vec![0u64; words]);
-    for &k in keys.iter() {
-        let at = k - min;
-        let (w, bit) = ((at / 64) as usize, 1u64 << (at % 64));
-        again[w] |= seen[w] & bit;
-        seen[w] |= bit;
-    }
-    keys.clear();
-    for (w, (&s, &a)) in seen.iter().zip(&again).enumerate() {
-        let mut left = s;
-        while left != 0 {
-            let b = left.trailing_zeros();
-            let k = min + w as u64 * 64 + u64::from(b);
-            keys.push(k);
-            if a >> b & 1 == 1 {
-                keys.push(k);
-            }
-            left &= left - 1;
-        }
+    match Marks::of(keys) {
+        Some(marks) => *keys = marks.keys(),
+        None => radix_sort(keys),
     }
 }
 
@@ -451,6 +590,63 @@ mod tests {
                 other => panic!("{other:?}"),
             }
         }
+    }
+
+    /// The states of partitions holding `parts`, merged in one final step.
+    fn merged(parts: &[Vec<i64>]) -> Vec<i64> {
+        let mut fin = RepeatedKeys::default();
+        for keys in parts {
+            let mut p = RepeatedKeys::default();
+            p.update_batch(&[Arc::new(Int64Array::from(keys.clone())) as ArrayRef])
+                .unwrap();
+            let state: Vec<ArrayRef> = p
+                .state()
+                .unwrap()
+                .iter()
+                .map(|v| v.to_array().unwrap())
+                .collect();
+            fin.merge_batch(&state).unwrap();
+        }
+        match fin.evaluate().unwrap() {
+            ScalarValue::List(l) => l.value(0).as_primitive::<Int64Type>().values().to_vec(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn dense_partitions_hand_on_bitmaps_and_merge_with_any_others() {
+        let range = |a: i64, b: i64| (a..b).collect::<Vec<i64>>();
+        // Dense: a repeat inside, and a range that overlaps the next partition's.
+        let a = [range(0, 10_000), range(5_000, 5_010)].concat();
+        let b = [range(9_990, 20_000), vec![15_000]].concat();
+        // Sparse, and dense but far away (negative: far up as unsigned numbers).
+        let c = vec![3, 1 << 40, 3, 12_345];
+        let d = [range(-6_000, -1_000), vec![-2_000]].concat();
+        let mut p = RepeatedKeys::default();
+        p.update_batch(&[Arc::new(Int64Array::from(a.clone())) as ArrayRef])
+            .unwrap();
+        let state = p.state().unwrap();
+        assert!(
+            matches!(state[1], ScalarValue::Int64(Some(0))),
+            "{:?}",
+            state[1]
+        );
+        for parts in [
+            vec![a.clone(), b.clone()],
+            vec![a.clone(), b.clone(), c.clone()],
+            vec![a.clone(), d.clone()],
+            vec![c.clone(), a.clone(), d.clone(), b.clone()],
+            vec![d.clone()],
+        ] {
+            let all: Vec<u64> = parts.iter().flatten().map(|&k| k as u64).collect();
+            let mut expected = expected_repeats(&all);
+            expected.sort_unstable();
+            assert_eq!(merged(&parts), expected, "{} partitions", parts.len());
+        }
+        assert_eq!(
+            merged(&[a, b]),
+            [range(5_000, 5_010), range(9_990, 10_000), vec![15_000]].concat()
+        );
     }
 
     /// Repeated keys found by sorting a sequence the simple way.
