@@ -342,6 +342,12 @@ impl Template {
             .filter(|r| r.fraction)
             .map(|r| string(&r.action))
             .collect();
+        value_actions.sort();
+        value_actions.dedup();
+        // rare_key's: the fraction rules' actions (0..1), then nps_response with its 0..10.
+        let mut bounds = value_actions.clone();
+        bounds.push(format!("{}, 10", string("nps_response")));
+        t.set("value_bounds", bounds.join(", "));
         value_actions.push(string("nps_response"));
         value_actions.sort();
         value_actions.dedup();

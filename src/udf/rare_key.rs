@@ -1,16 +1,19 @@
-//! `rare_key(event_id, lead_id, ts, action, value, value_action, ...)`: the key a row of the
-//! events looks up among the repeated keys (see `rare_events.sql`): null for a row that a check
-//! of SPEC §2.4 may reject, the row's `event_key(event_id)` for any other.
+//! `rare_key(event_id, lead_id, ts, action, value, value_action [, bound], ...)`: the key a row
+//! of the events looks up among the repeated keys (see `rare_events.sql`): null for a row that a
+//! check of SPEC §2.4 may reject, the row's `event_key(event_id)` for any other.
 //!
 //! A row is suspect when its `lead_id`, `ts` or `action` is null, or when its action is one of
 //! the `value_action`s (constant texts: the actions whose `value` is checked) and its value is
-//! null or outside 0..1 (as SQL compares: NaN is above every number, -0.0 equals 0). That is the
-//! test
+//! null or outside 0..bound (as SQL compares: NaN is above every number, -0.0 equals 0). Each
+//! value action may be followed by its bound, a constant number (1 when left out: a fraction
+//! rule's 0..1; `rare_events.sql` gives `nps_response` 10, an answer's 0..10); an action listed
+//! twice must pass both. That is the test
 //!
 //! ```sql
 //! case
 //!     when lead_id is null or ts is null or action is null
-//!         or (action in ('nps_response') and (value is null or value < 0 or value > 1))
+//!         or (action = 'video_play' and (value is null or value < 0 or value > 1))
+//!         or (action = 'nps_response' and (value is null or value < 0 or value > 10))
 //!         then null
 //!     else event_key(event_id)
 //! end
@@ -19,9 +22,10 @@
 //! computed in one pass over the columns' null masks and the string views of the actions.
 //!
 //! ```sql
-//! select rare_key(42, 'L1', now(), 'page_view', null, 'nps_response');     -- 42
-//! select rare_key(42, 'L1', now(), 'nps_response', 7.0, 'nps_response');   -- null
-//! select rare_key(42, null, now(), 'page_view', null, 'nps_response');     -- null
+//! select rare_key(42, 'L1', now(), 'page_view', null, 'nps_response');         -- 42
+//! select rare_key(42, 'L1', now(), 'nps_response', 7.0, 'nps_response');       -- null
+//! select rare_key(42, 'L1', now(), 'nps_response', 7.0, 'nps_response', 10);   -- 42
+//! select rare_key(42, null, now(), 'page_view', null, 'nps_response');         -- null
 //! ```
 
 use std::sync::Arc;
@@ -30,7 +34,7 @@ use datafusion::arrow::array::builder::make_view;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int64Array, StringViewArray};
 use datafusion::arrow::buffer::{BooleanBuffer, NullBuffer};
 use datafusion::arrow::datatypes::{DataType, Float64Type};
-use datafusion::common::{Result, exec_err, plan_err};
+use datafusion::common::{Result, ScalarValue, exec_err, plan_err};
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
@@ -84,7 +88,11 @@ impl ScalarUDFImpl for RareKeyFunc {
             coerce_number(NAME, &arg_types[4])?,
         ];
         for t in &arg_types[5..] {
-            types.push(coerce_text(NAME, t)?);
+            types.push(if t.is_numeric() {
+                DataType::Float64
+            } else {
+                coerce_text(NAME, t)?
+            });
         }
         Ok(types)
     }
@@ -94,15 +102,27 @@ impl ScalarUDFImpl for RareKeyFunc {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let mut value_actions = Vec::with_capacity(args.args.len() - 5);
+        let mut value_actions: Vec<(String, Option<f64>)> = Vec::new();
         for a in &args.args[5..] {
             match a {
+                ColumnarValue::Scalar(ScalarValue::Float64(Some(bound))) => {
+                    match value_actions.last_mut() {
+                        Some((_, b @ None)) => *b = Some(*bound),
+                        _ => {
+                            return exec_err!("{NAME}: a bound must follow its value action, once");
+                        }
+                    }
+                }
                 ColumnarValue::Scalar(v) => {
-                    value_actions.push(literal_text(v, NAME, "each value action")?)
+                    value_actions.push((literal_text(v, NAME, "each value action")?, None))
                 }
                 _ => return exec_err!("{NAME}: each value action must be a constant text"),
             }
         }
+        let value_actions: Vec<(String, f64)> = value_actions
+            .into_iter()
+            .map(|(a, bound)| (a, bound.unwrap_or(1.0)))
+            .collect();
         let arrays = ColumnarValue::values_to_arrays(&args.args[..5])?;
         let out = rare_keys(&arrays, &value_actions)?;
         scalar_or_array(&args.args[..5], Arc::new(out))
@@ -111,7 +131,10 @@ impl ScalarUDFImpl for RareKeyFunc {
 
 /// The keys of a batch: `columns` are event_id, lead_id, ts, action (Utf8View) and value
 /// (Float64).
-pub(crate) fn rare_keys(columns: &[ArrayRef], value_actions: &[String]) -> Result<Int64Array> {
+pub(crate) fn rare_keys(
+    columns: &[ArrayRef],
+    value_actions: &[(String, f64)],
+) -> Result<Int64Array> {
     let [event_id, lead_id, ts, action, value] = columns else {
         return exec_err!("{NAME}: expected 5 columns, got {}", columns.len());
     };
@@ -129,14 +152,17 @@ pub(crate) fn rare_keys(columns: &[ArrayRef], value_actions: &[String]) -> Resul
     valid = NullBuffer::union(valid.as_ref(), action.nulls());
     // Then the value check, for rows whose action is a value action. A null action's row is
     // already null above, so its view (whatever it holds) needs no test of its own.
-    let targets: Vec<ViewTarget> = value_actions.iter().map(|a| ViewTarget::new(a)).collect();
+    let targets: Vec<(ViewTarget, f64)> = value_actions
+        .iter()
+        .map(|(a, bound)| (ViewTarget::new(a), *bound))
+        .collect();
     let views = action.views();
     let values = value.values();
     let value_ok = BooleanBuffer::collect_bool(len, |i| {
-        if !targets.iter().any(|t| t.matches(&action, views[i], i)) {
-            return true;
-        }
-        value.is_valid(i) && within(values[i], 1.0)
+        targets
+            .iter()
+            .filter(|(t, _)| t.matches(&action, views[i], i))
+            .all(|(_, bound)| value.is_valid(i) && within(values[i], *bound))
     });
     valid = NullBuffer::union(valid.as_ref(), Some(&NullBuffer::new(value_ok)));
     let valid = valid.filter(|v| v.null_count() > 0);
@@ -186,8 +212,8 @@ mod tests {
     };
     use datafusion::prelude::SessionContext;
 
-    fn actions() -> Vec<String> {
-        vec!["nps_response".into(), "survey_part".into()]
+    fn actions() -> Vec<(String, f64)> {
+        vec![("nps_response".into(), 1.0), ("survey_part".into(), 1.0)]
     }
 
     #[test]
@@ -290,7 +316,10 @@ mod tests {
 
     #[test]
     fn long_and_short_value_actions_match_whole_texts_only() {
-        let actions = vec!["a_fraction_action_past_12".to_string(), "ab".to_string()];
+        let actions = vec![
+            ("a_fraction_action_past_12".to_string(), 1.0),
+            ("ab".to_string(), 1.0),
+        ];
         let names = [
             "a_fraction_action_past_12",
             "a_fraction_action_past_13", // same length and prefix
@@ -311,6 +340,37 @@ mod tests {
         let k = rare_keys(&columns, &actions).unwrap();
         let suspect: Vec<bool> = (0..n).map(|i| k.is_null(i)).collect();
         assert_eq!(suspect, vec![true, false, false, true, false, false, false]);
+    }
+
+    /// A bound after a value action widens its range; an action listed twice passes both.
+    #[tokio::test]
+    async fn bounds_follow_their_actions() {
+        let ctx = SessionContext::new();
+        ctx.register_udf(rare_key_udf());
+        let sql = "select v, \
+                   rare_key(1, 1, now(), 'nps_response', v, 'video_play', 'nps_response', 10) as a, \
+                   rare_key(1, 1, now(), 'nps_response', v, 'nps_response', 10, 'nps_response') as b, \
+                   rare_key(1, 1, now(), 'video_play', v, 'video_play', 'nps_response', 10) as c \
+                   from (values (0.5), (7.0), (10.0), (10.5), (cast(null as double))) as t(v) order by v";
+        let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
+        let b = &batches[0];
+        let keyed = |c: usize| -> Vec<bool> {
+            let col = b
+                .column(c)
+                .as_primitive::<datafusion::arrow::datatypes::Int64Type>();
+            (0..b.num_rows()).map(|i| col.is_valid(i)).collect()
+        };
+        // Rows: 0.5, 7, 10, 10.5, null.
+        assert_eq!(keyed(1), [true, true, true, false, false]);
+        assert_eq!(keyed(2), [true, false, false, false, false]);
+        assert_eq!(keyed(3), [true, false, false, false, false]);
+        for bad in [
+            "select rare_key(1, 1, now(), 'a', 1.0, 10)",
+            "select rare_key(1, 1, now(), 'a', 1.0, 'a', 10, 5)",
+        ] {
+            let err = ctx.sql(bad).await.unwrap().collect().await.unwrap_err();
+            assert!(err.to_string().contains("a bound must follow"), "{err}");
+        }
     }
 
     /// The value test agrees with the engine's own comparisons, which order NaN above every
