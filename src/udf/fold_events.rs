@@ -48,7 +48,7 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Fields};
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
 use datafusion::common::{DataFusionError, Result, plan_err};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{
@@ -56,7 +56,7 @@ use datafusion::logical_expr::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::lead_buckets::{self, LeadBuckets, OneGroup, lead_fields};
+use super::lead_buckets::{self, LeadBuckets, OneGroup, with_lead_fields};
 use super::lead_fold::{
     LeadFoldAccumulator, LeadFoldGroups, Params, coerce_fit, coerce_ts, result_type,
     snapshot_fields, state_fields,
@@ -192,17 +192,10 @@ impl AggregateUDFImpl for FoldEventsFunc {
 
     fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
         Ok(match lead_types(arg_types) {
-            Some((lead, account)) => {
-                let mut fields: Vec<Field> = snapshot_fields()
-                    .iter()
-                    .map(|f| f.as_ref().clone())
-                    .collect();
-                fields.extend(lead_fields(lead, account));
-                DataType::List(Arc::new(Field::new_list_field(
-                    DataType::Struct(Fields::from(fields)),
-                    true,
-                )))
-            }
+            Some((lead, account)) => DataType::List(Arc::new(Field::new_list_field(
+                DataType::Struct(with_lead_fields(&snapshot_fields(), lead, account)),
+                true,
+            ))),
             None => result_type(),
         })
     }

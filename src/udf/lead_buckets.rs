@@ -3,7 +3,7 @@
 //!
 //! Grouping by lead makes the engine keep a hash table with an entry per lead and probe it once
 //! per event row: at a million leads the table outgrows the processor's caches and each probe is
-//! a miss (about a tenth of a `score` run at 20M events). With integer ids, `lead_activity.sql`
+//! a miss (7 % of a `score` run at 20M events in a profile). With integer ids, `lead_activity.sql`
 //! groups by `lead_id >> lead_bits` instead — buckets of up to 2^`lead_bits` leads, a few
 //! thousand groups whose table stays in cache — and the fold tells a bucket's leads apart by the
 //! low bits of their ids: lead `id` of the bucket with group number `g` becomes the fold's own
@@ -43,12 +43,23 @@ use super::lead_fold::LeadFoldGroups;
 pub(crate) const MAX_LEAD_BITS: u32 = 16;
 const NO_ACCOUNT: u32 = u32::MAX;
 
-/// The snapshot fields `fold_events` adds when it is given lead ids and accounts.
-pub(crate) fn lead_fields(lead: &DataType, account: &DataType) -> [Field; 2] {
-    [
-        Field::new("lead_id", lead.clone(), true),
-        Field::new("account_id", account.clone(), true),
-    ]
+/// `fields` (a fold's snapshot fields) and the two that `fold_events` adds when it is given lead
+/// ids and accounts.
+pub(crate) fn with_lead_fields(fields: &Fields, lead: &DataType, account: &DataType) -> Fields {
+    fields
+        .iter()
+        .cloned()
+        .chain([
+            Arc::new(Field::new("lead_id", lead.clone(), true)),
+            Arc::new(Field::new("account_id", account.clone(), true)),
+        ])
+        .collect()
+}
+
+/// `pieces` as one array.
+fn joined(pieces: &[ArrayRef]) -> Result<ArrayRef> {
+    let pieces: Vec<&dyn Array> = pieces.iter().map(|a| a.as_ref() as &dyn Array).collect();
+    Ok(concat(&pieces)?)
 }
 
 /// The partial state of the bucketed fold: each of the fold's state fields as a list per group
@@ -226,21 +237,16 @@ impl LeadBuckets {
         Ok(())
     }
 
-    /// The lead ids of groups `0..n`, as one array.
-    fn lead_ids(&self, n: usize) -> Result<ArrayRef> {
+    /// What names each of groups `0..n`, as one array: its bucket (`lead_bits` > 0), or its
+    /// lead id (null for a group no row has opened yet).
+    fn group_keys(&self, n: usize) -> Result<ArrayRef> {
         if self.bits > 0 {
             return Ok(Arc::new(Int64Array::from(self.buckets[..n].to_vec())));
         }
-        let mut pieces: Vec<&dyn Array> = self
-            .leads
-            .iter()
-            .map(|a| a.as_ref() as &dyn Array)
-            .collect();
-        let missing = n.saturating_sub(self.lead_count);
-        let nulls = new_null_array(&self.lead_type, missing);
-        pieces.push(nulls.as_ref());
-        let all = concat(&pieces)?;
-        Ok(all.slice(0, n))
+        let missing = new_null_array(&self.lead_type, n.saturating_sub(self.lead_count));
+        let mut pieces = self.leads.clone();
+        pieces.push(missing);
+        Ok(joined(&pieces)?.slice(0, n))
     }
 
     /// The accounts of the leads (by the fold's group) `slots`, null for those without one.
@@ -251,12 +257,7 @@ impl LeadBuckets {
         if self.accounts.is_empty() {
             return Ok(new_null_array(&self.account_type, rows.len()));
         }
-        let pieces: Vec<&dyn Array> = self
-            .accounts
-            .iter()
-            .map(|a| a.as_ref() as &dyn Array)
-            .collect();
-        Ok(take(&concat(&pieces)?, &rows, None)?)
+        Ok(take(&joined(&self.accounts)?, &rows, None)?)
     }
 
     /// Forgets groups `0..n` (all of them for [`EmitTo::All`]); the others are renumbered from 0.
@@ -277,7 +278,7 @@ impl LeadBuckets {
             self.buckets.drain(..n);
         } else {
             // Copied out of the slice, so that the emitted ids' memory goes with them.
-            let all = self.lead_ids(self.lead_count)?;
+            let all = self.group_keys(self.lead_count)?;
             let rest = concat(&[all.slice(n, self.lead_count - n).as_ref()])?;
             self.lead_count = rest.len();
             self.leads = vec![rest];
@@ -293,12 +294,7 @@ impl LeadBuckets {
         let accounts = if rows.is_empty() {
             Vec::new()
         } else {
-            let pieces: Vec<&dyn Array> = self
-                .accounts
-                .iter()
-                .map(|a| a.as_ref() as &dyn Array)
-                .collect();
-            vec![take(&concat(&pieces)?, &rows, None)?]
+            vec![take(&joined(&self.accounts)?, &rows, None)?]
         };
         let mut next = 0u32;
         self.account_of = kept
@@ -383,9 +379,9 @@ impl GroupsAccumulator for LeadBuckets {
             let len = (offsets[slot + 1] - offsets[slot]) as usize;
             slot_of_snapshot.extend(std::iter::repeat_n(slot, len));
         }
-        let leads = self.lead_ids(n)?;
+        let keys = self.group_keys(n)?;
         let lead_ids: ArrayRef = if self.bits > 0 {
-            let buckets = leads.as_primitive::<Int64Type>();
+            let buckets = keys.as_primitive::<Int64Type>();
             let mask = self.per_group() - 1;
             Arc::new(
                 slot_of_snapshot
@@ -400,17 +396,13 @@ impl GroupsAccumulator for LeadBuckets {
             )
         } else {
             let rows: UInt32Array = slot_of_snapshot.iter().map(|&s| s as u32).collect();
-            take(&leads, &rows, None)?
+            take(&keys, &rows, None)?
         };
         let accounts = self.accounts_of(slot_of_snapshot.iter().copied())?;
-        let [lead_field, account_field] = lead_fields(&self.lead_type, &self.account_type);
-        let mut fields: Vec<FieldRef> = snapshots.fields().iter().cloned().collect();
-        fields.push(Arc::new(lead_field));
-        fields.push(Arc::new(account_field));
+        let fields = with_lead_fields(snapshots.fields(), &self.lead_type, &self.account_type);
         let mut columns = snapshots.columns().to_vec();
         columns.push(lead_ids);
         columns.push(accounts);
-        let fields = Fields::from(fields);
         let snapshots = StructArray::try_new(fields.clone(), columns, None)?;
         let group_offsets: Vec<i32> = (0..=n).map(|g| offsets[g << self.bits]).collect();
         let out = ListArray::try_new(
@@ -441,7 +433,7 @@ impl GroupsAccumulator for LeadBuckets {
             .into_iter()
             .map(wrap)
             .collect::<Result<Vec<_>>>()?;
-        out.push(self.lead_ids(n)?);
+        out.push(self.group_keys(n)?);
         out.push(wrap(self.accounts_of(0..n << self.bits)?)?);
         self.release(emit_to, n)?;
         Ok(out)

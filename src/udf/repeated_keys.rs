@@ -114,6 +114,18 @@ struct RepeatedKeys {
     marks: Vec<Marks>,
 }
 
+/// Calls `f` with the place of every set bit of `words` (bit `b` of word `w` is `w * 64 + b`),
+/// in increasing order.
+fn for_each_bit(words: &[u64], mut f: impl FnMut(u64)) {
+    for (w, &word) in words.iter().enumerate() {
+        let mut left = word;
+        while left != 0 {
+            f(w as u64 * 64 + u64::from(left.trailing_zeros()));
+            left &= left - 1;
+        }
+    }
+}
+
 /// Dense keys as two bitmaps over a range from `lo` (a multiple of 64): bit `k - lo` of `seen`
 /// for each key `k` seen, of `again` for each key seen more than once. A partition of ids that
 /// count up hands these on (two bits per value of its range) instead of its sorted keys (eight
@@ -152,18 +164,13 @@ impl Marks {
     /// The keys in order, each once, and twice when seen more than once (as [`sort_keys`] gives).
     fn keys(&self) -> Vec<u64> {
         let mut keys = Vec::new();
-        for (w, (&s, &a)) in self.seen.iter().zip(&self.again).enumerate() {
-            let mut left = s;
-            while left != 0 {
-                let b = left.trailing_zeros();
-                let k = self.lo + w as u64 * 64 + u64::from(b);
+        for_each_bit(&self.seen, |at| {
+            let k = self.lo + at;
+            keys.push(k);
+            if self.again[(at / 64) as usize] >> (at % 64) & 1 == 1 {
                 keys.push(k);
-                if a >> b & 1 == 1 {
-                    keys.push(k);
-                }
-                left &= left - 1;
             }
-        }
+        });
         keys
     }
 
@@ -192,14 +199,7 @@ impl Marks {
             }
         }
         let mut out = Vec::new();
-        for (w, &a) in again.iter().enumerate() {
-            let mut left = a;
-            while left != 0 {
-                let b = left.trailing_zeros();
-                out.push(((first + w as u64) * 64 + u64::from(b)) as i64);
-                left &= left - 1;
-            }
-        }
+        for_each_bit(&again, |at| out.push((first * 64 + at) as i64));
         Some(out)
     }
 
