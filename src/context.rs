@@ -8,6 +8,7 @@ use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use datafusion::common::Result as DfResult;
+use datafusion::common::human_readable_size;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::memory_pool::{
     FairSpillPool, MemoryConsumer, MemoryLimit, MemoryPool, MemoryReservation, TrackConsumersPool,
@@ -79,7 +80,7 @@ pub fn session(options: &EngineOptions) -> Result<SessionContext> {
     })?;
     let mut config = base
         .with_target_partitions(options.partitions())
-        .with_batch_size(options.batch_size)
+        .with_batch_size(batch_rows(options))
         .with_information_schema(true);
     config
         .options_mut()
@@ -100,7 +101,7 @@ pub fn session(options: &EngineOptions) -> Result<SessionContext> {
         None => Arc::new(UnboundedMemoryPool::default()),
     };
     let mut runtime = RuntimeEnvBuilder::new()
-        .with_memory_pool(Arc::new(MeteredPool::new(pool)))
+        .with_memory_pool(Arc::new(MeteredPool::new(pool, options.memory_limit)))
         .with_object_store_registry(crate::storage::registry());
     if let Some(dir) = &options.spill_dir {
         runtime = runtime.with_disk_manager_builder(
@@ -118,22 +119,75 @@ pub fn session(options: &EngineOptions) -> Result<SessionContext> {
     Ok(ctx)
 }
 
-/// A memory pool that remembers its peak and counts refused requests (each one makes an operator
-/// spill to disk, or fail if it cannot), for `--timings`.
+/// Rows per batch: `options.batch_size`, fewer under a small `--memory-limit`.
+///
+/// An aggregate that spills writes its groups' states in batches of this many rows; merging the
+/// spilled runs must seat twice the largest batch of a run in one consumer's fair share of the
+/// pool (the limit shared by up to about twice as many spilling operators as partitions), or it
+/// fails. `fold_events`' state is about 700 bytes per lead (its events and snapshots): a batch of
+/// 8,192 leads (5.5 MB) did not fit a 32 MB pool shared by two partitions. Budgeting 2 KiB per
+/// row leaves room for leads with three times the usual events; limits of a few hundred MB and
+/// more keep the full batch.
+fn batch_rows(options: &EngineOptions) -> usize {
+    let Some(limit) = options.memory_limit else {
+        return options.batch_size;
+    };
+    let share = limit / (2 * options.partitions() + 1);
+    let rows = share / (2 * 2048);
+    let rows = rows.checked_ilog2().map_or(1, |log| 1 << log);
+    rows.max(MIN_BATCH_ROWS).min(options.batch_size)
+}
+
+/// The fewest rows per batch [`batch_rows`] goes down to: smaller batches cost more per row
+/// everywhere than they could save in a merge.
+const MIN_BATCH_ROWS: usize = 512;
+
+/// A memory pool that holds the total under the limit, remembers its peak and counts refused
+/// requests (each one makes an operator spill to disk, or fail if it cannot), for `--timings`.
+///
+/// DataFusion's fair pool checks a spilling operator's request against its share of the pool
+/// (the limit divided by the operators that spill), not against what the others hold: when an
+/// operator starts while the others each hold the share of fewer, the total passes the limit
+/// (measured 32.8 MB under a 32 MB limit). This pool also refuses a request that would take the
+/// total past the limit; the operator then spills.
 #[derive(Debug)]
 pub struct MeteredPool {
     inner: Arc<dyn MemoryPool>,
+    limit: Option<usize>,
     peak: AtomicUsize,
     refused: AtomicU64,
 }
 
 impl MeteredPool {
-    fn new(inner: Arc<dyn MemoryPool>) -> Self {
+    fn new(inner: Arc<dyn MemoryPool>, limit: Option<usize>) -> Self {
         Self {
             inner,
+            limit,
             peak: AtomicUsize::new(0),
             refused: AtomicU64::new(0),
         }
+    }
+
+    /// Takes back a granted request that took the total past the limit.
+    fn hold_to_limit(&self, reservation: &MemoryReservation, additional: usize) -> DfResult<()> {
+        let Some(limit) = self.limit else {
+            return Ok(());
+        };
+        let total = self.inner.reserved();
+        if total <= limit {
+            return Ok(());
+        }
+        self.inner.shrink(reservation, additional);
+        Err(datafusion::common::DataFusionError::ResourcesExhausted(
+            format!(
+                "Failed to allocate additional {} for {} with {} already allocated for this reservation: the pool would hold {} of its {} limit",
+                human_readable_size(additional),
+                reservation.consumer().name(),
+                human_readable_size(reservation.size()),
+                human_readable_size(total),
+                human_readable_size(limit)
+            ),
+        ))
     }
 
     fn note(&self) {
@@ -181,7 +235,10 @@ impl MemoryPool for MeteredPool {
     }
 
     fn try_grow(&self, reservation: &MemoryReservation, additional: usize) -> DfResult<()> {
-        let result = self.inner.try_grow(reservation, additional);
+        let result = self
+            .inner
+            .try_grow(reservation, additional)
+            .and_then(|()| self.hold_to_limit(reservation, additional));
         match &result {
             Ok(()) => self.note(),
             Err(_) => {
@@ -258,5 +315,55 @@ mod tests {
         assert!(parse_size("lots").is_err());
         assert!(parse_size("2XB").is_err());
         assert!(parse_size("0").is_err());
+    }
+
+    #[test]
+    fn the_pool_holds_the_total_under_the_limit() {
+        let pool: Arc<dyn MemoryPool> = Arc::new(MeteredPool::new(
+            Arc::new(FairSpillPool::new(100)),
+            Some(100),
+        ));
+        let spiller = |name: &str| {
+            MemoryConsumer::new(name)
+                .with_can_spill(true)
+                .register(&pool)
+        };
+        let (a, b) = (spiller("a"), spiller("b"));
+        a.try_grow(50).unwrap();
+        b.try_grow(50).unwrap();
+        // A third operator's share is a third of the pool, and it holds nothing: the fair pool
+        // alone would grant it 20 more than the limit.
+        let c = spiller("c");
+        let refused = c.try_grow(20).unwrap_err();
+        assert!(
+            matches!(
+                refused,
+                datafusion::common::DataFusionError::ResourcesExhausted(_)
+            ),
+            "{refused}"
+        );
+        assert_eq!((pool.reserved(), c.size()), (100, 0));
+        // Once another spills, the request fits.
+        b.shrink(20);
+        c.try_grow(20).unwrap();
+        assert_eq!(pool.reserved(), 100);
+        let metered = pool.downcast_ref::<MeteredPool>().unwrap();
+        assert_eq!((metered.peak(), metered.refused()), (100, 1));
+    }
+
+    #[test]
+    fn small_limits_make_smaller_batches() {
+        let rows = |limit: Option<usize>, threads| {
+            batch_rows(&EngineOptions {
+                memory_limit: limit,
+                threads,
+                ..EngineOptions::default()
+            })
+        };
+        assert_eq!(rows(None, 2), 8192);
+        assert_eq!(rows(Some(2 << 30), 8), 8192);
+        // 32 MB over five operators: 6.4 MB each, 1,638 rows of 4 KiB (a batch read twice).
+        assert_eq!(rows(Some(32 << 20), 2), 1024);
+        assert_eq!(rows(Some(1 << 20), 2), MIN_BATCH_ROWS);
     }
 }
