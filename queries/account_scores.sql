@@ -49,4 +49,5 @@ select
             then 100.0 * (a.promoters - a.detractors) / a.respondents
     end as nps
 from accounts a
-order by a.as_of, a.account_id
+-- Rows by account: one snapshot day (see lead_scores.sql).
+order by a.account_id

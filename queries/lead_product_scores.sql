@@ -15,4 +15,5 @@ select
     product,
     score
 from exploded
-order by as_of, lead_id, product
+-- Rows by lead and product: one snapshot day (see lead_scores.sql).
+order by lead_id, product

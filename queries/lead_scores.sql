@@ -27,4 +27,6 @@ select
     end as nps_class,
     ${model_version} as model_version
 from lead_activity a
-order by a.as_of, a.lead_id
+-- Rows by lead: `score` has one snapshot day, and `backfill` writes a file per day and drops this
+-- ORDER BY; sorting by the day as well compared two columns for nothing.
+order by a.lead_id

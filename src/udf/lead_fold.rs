@@ -775,6 +775,13 @@ enum FitArg<'a> {
 }
 
 impl<'a> FitArg<'a> {
+    /// The fits of a batch, or `None` when every row's is null (the events' batches), so that
+    /// adding rows skips looking.
+    fn of(array: &'a ArrayRef) -> Result<Option<Self>> {
+        let fit = Self::new(array)?;
+        Ok((array.logical_null_count() < array.len()).then_some(fit))
+    }
+
     fn new(array: &'a ArrayRef) -> Result<Self> {
         match array.data_type() {
             DataType::Float64 => Ok(FitArg::Number(array.as_primitive::<Float64Type>())),
@@ -826,7 +833,8 @@ struct EventArgs<'a> {
     product: StringViewArray,
     stage: &'a Int64Array,
     nps: &'a Float64Array,
-    fit: FitArg<'a>,
+    /// `None` for a batch without a leads-table row (every row's fit null).
+    fit: Option<FitArg<'a>>,
 }
 
 impl<'a> EventArgs<'a> {
@@ -837,7 +845,7 @@ impl<'a> EventArgs<'a> {
             product: super::string_view(&values[2], NAME)?,
             stage: values[3].as_primitive::<Int64Type>(),
             nps: values[4].as_primitive::<Float64Type>(),
-            fit: FitArg::new(&values[5])?,
+            fit: FitArg::of(&values[5])?,
         })
     }
 }
@@ -849,7 +857,8 @@ struct RawArgs<'a> {
     action: StringViewArray,
     product: StringViewArray,
     value: &'a Float64Array,
-    fit: FitArg<'a>,
+    /// `None` for a batch without a leads-table row (every row's fit null).
+    fit: Option<FitArg<'a>>,
     /// `fold_events`' optional `dropped` argument.
     dropped: Option<&'a BooleanArray>,
     rule: Int32Array,
@@ -865,7 +874,7 @@ impl<'a> RawArgs<'a> {
             action,
             product: super::string_view(&values[3], super::fold_events::NAME)?,
             value: values[4].as_primitive::<Float64Type>(),
-            fit: FitArg::new(&values[5])?,
+            fit: FitArg::of(&values[5])?,
             // A batch without a marked row (all of the events' batches) is read as unmarked.
             dropped: values
                 .get(super::fold_events::DROPPED_ARG)
@@ -965,7 +974,10 @@ impl LeadFoldGroups {
     }
 
     /// Keeps the fit of row `i`, a leads-table row, for group `g` (the first one seen).
-    fn add_fit(&mut self, fit: &FitArg, i: usize, g: usize) {
+    fn add_fit(&mut self, fit: Option<&FitArg>, i: usize, g: usize) {
+        let Some(fit) = fit else {
+            return;
+        };
         // Only a leads-table row has a fit: event rows never touch the per-group fits.
         if let Some(fit) = fit.get(i)
             && self.fits[g].is_none()
@@ -981,7 +993,7 @@ impl LeadFoldGroups {
     /// takes `points × value` and rejects a value outside 0..1 (null included), and an
     /// `nps_response` answer outside 0..10 rejects the row (see [`within`] for NaN and -0.0).
     fn add_raw_row(&mut self, args: &RawArgs, judge: &Judge, i: usize, g: usize) {
-        self.add_fit(&args.fit, i, g);
+        self.add_fit(args.fit.as_ref(), i, g);
         if args.ts.is_null(i) || args.action.is_null(i) {
             return;
         }
@@ -1012,7 +1024,7 @@ impl LeadFoldGroups {
 
     /// Adds row `i` of `args` to group `g`.
     fn add_row(&mut self, args: &EventArgs, i: usize, g: usize) {
-        self.add_fit(&args.fit, i, g);
+        self.add_fit(args.fit.as_ref(), i, g);
         if args.ts.is_null(i) {
             return;
         }

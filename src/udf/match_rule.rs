@@ -14,6 +14,7 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, Int32Array, StringViewArray};
+use datafusion::arrow::buffer::{BooleanBuffer, NullBuffer};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{HashMap, Result, ScalarValue, exec_err, plan_err};
 use datafusion::logical_expr::{
@@ -146,15 +147,21 @@ pub(crate) fn match_all(
     asset: &StringViewArray,
 ) -> Int32Array {
     const SLOTS: usize = 1024;
-    let mut memo: Vec<Option<(u128, u128, Option<i32>)>> = vec![None; SLOTS];
+    // An empty slot holds a pair no row has: a view of length u32::MAX for the action.
+    const EMPTY: (u128, u128) = (u128::MAX, u128::MAX);
+    let mut keys = vec![EMPTY; SLOTS];
+    // Rule numbers start at 1: 0 is "no rule" (or a null action) until the end.
+    let mut found = vec![0i32; SLOTS];
     let (actions, assets) = (action.views(), asset.views());
-    (0..action.len())
+    let (action_nulls, asset_nulls) = (action.logical_nulls(), asset.logical_nulls());
+    let valid = |nulls: &Option<NullBuffer>, i: usize| nulls.as_ref().is_none_or(|n| n.is_valid(i));
+    let rule_of: Vec<i32> = (0..action.len())
         .map(|i| {
-            if action.is_null(i) {
-                return None;
+            if !valid(&action_nulls, i) {
+                return 0;
             }
             // A null asset gets a view no valid one has (a length of u32::MAX).
-            let asset_valid = asset.is_valid(i);
+            let asset_valid = valid(&asset_nulls, i);
             let asset_view = if asset_valid {
                 assets[i]
             } else {
@@ -162,17 +169,17 @@ pub(crate) fn match_all(
             };
             let key = (actions[i], asset_view);
             let slot = memo_slot(key.0, key.1, SLOTS);
-            match memo[slot] {
-                Some((a, b, found)) if (a, b) == key => found,
-                _ => {
-                    let asset_value = asset_valid.then(|| asset.value(i));
-                    let found = rules.first_match(action.value(i), asset_value);
-                    memo[slot] = Some((key.0, key.1, found));
-                    found
-                }
+            if keys[slot] != key {
+                let asset_value = asset_valid.then(|| asset.value(i));
+                let rule = rules.first_match(action.value(i), asset_value);
+                keys[slot] = key;
+                found[slot] = rule.unwrap_or(0);
             }
+            found[slot]
         })
-        .collect()
+        .collect();
+    let matched = BooleanBuffer::collect_bool(rule_of.len(), |i| rule_of[i] != 0);
+    Int32Array::new(rule_of.into(), Some(NullBuffer::new(matched)))
 }
 
 fn memo_slot(a: u128, b: u128, slots: usize) -> usize {
