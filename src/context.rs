@@ -101,7 +101,7 @@ pub fn session(options: &EngineOptions) -> Result<SessionContext> {
         None => Arc::new(UnboundedMemoryPool::default()),
     };
     let mut runtime = RuntimeEnvBuilder::new()
-        .with_memory_pool(Arc::new(MeteredPool::new(pool, options.memory_limit)))
+        .with_memory_pool(Arc::new(MeteredPool::new(pool)))
         .with_object_store_registry(crate::storage::registry());
     if let Some(dir) = &options.spill_dir {
         runtime = runtime.with_disk_manager_builder(
@@ -138,8 +138,7 @@ fn batch_rows(options: &EngineOptions) -> usize {
     rows.max(MIN_BATCH_ROWS).min(options.batch_size)
 }
 
-/// The fewest rows per batch [`batch_rows`] goes down to: smaller batches cost more per row
-/// everywhere than they could save in a merge.
+/// The fewest rows per batch [`batch_rows`] goes down to, however small the limit.
 const MIN_BATCH_ROWS: usize = 512;
 
 /// A memory pool that holds the total under the limit, remembers its peak and counts refused
@@ -149,20 +148,18 @@ const MIN_BATCH_ROWS: usize = 512;
 /// (the limit divided by the operators that spill), not against what the others hold: when an
 /// operator starts while the others each hold the share of fewer, the total passes the limit
 /// (measured 32.8 MB under a 32 MB limit). This pool also refuses a request that would take the
-/// total past the limit; the operator then spills.
+/// total past the limit (the inner pool's, when it has one); the operator then spills.
 #[derive(Debug)]
 pub struct MeteredPool {
     inner: Arc<dyn MemoryPool>,
-    limit: Option<usize>,
     peak: AtomicUsize,
     refused: AtomicU64,
 }
 
 impl MeteredPool {
-    fn new(inner: Arc<dyn MemoryPool>, limit: Option<usize>) -> Self {
+    fn new(inner: Arc<dyn MemoryPool>) -> Self {
         Self {
             inner,
-            limit,
             peak: AtomicUsize::new(0),
             refused: AtomicU64::new(0),
         }
@@ -170,7 +167,7 @@ impl MeteredPool {
 
     /// Takes back a granted request that took the total past the limit.
     fn hold_to_limit(&self, reservation: &MemoryReservation, additional: usize) -> DfResult<()> {
-        let Some(limit) = self.limit else {
+        let MemoryLimit::Finite(limit) = self.inner.memory_limit() else {
             return Ok(());
         };
         let total = self.inner.reserved();
@@ -319,10 +316,8 @@ mod tests {
 
     #[test]
     fn the_pool_holds_the_total_under_the_limit() {
-        let pool: Arc<dyn MemoryPool> = Arc::new(MeteredPool::new(
-            Arc::new(FairSpillPool::new(100)),
-            Some(100),
-        ));
+        let pool: Arc<dyn MemoryPool> =
+            Arc::new(MeteredPool::new(Arc::new(FairSpillPool::new(100))));
         let spiller = |name: &str| {
             MemoryConsumer::new(name)
                 .with_can_spill(true)

@@ -153,15 +153,13 @@ pub(crate) fn match_all(
     // Rule numbers start at 1: 0 is "no rule" (or a null action) until the end.
     let mut found = vec![0i32; SLOTS];
     let (actions, assets) = (action.views(), asset.views());
-    let (action_nulls, asset_nulls) = (action.logical_nulls(), asset.logical_nulls());
-    let valid = |nulls: &Option<NullBuffer>, i: usize| nulls.as_ref().is_none_or(|n| n.is_valid(i));
     let rule_of: Vec<i32> = (0..action.len())
         .map(|i| {
-            if !valid(&action_nulls, i) {
+            if action.is_null(i) {
                 return 0;
             }
             // A null asset gets a view no valid one has (a length of u32::MAX).
-            let asset_valid = valid(&asset_nulls, i);
+            let asset_valid = asset.is_valid(i);
             let asset_view = if asset_valid {
                 assets[i]
             } else {
