@@ -8,6 +8,7 @@ use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use datafusion::common::Result as DfResult;
+use datafusion::common::config::ConfigOptions;
 use datafusion::common::human_readable_size;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::memory_pool::{
@@ -91,6 +92,10 @@ pub fn session(options: &EngineOptions) -> Result<SessionContext> {
         let opts = config.options_mut();
         opts.execution.sort_spill_reservation_bytes =
             (limit / (16 * options.partitions())).clamp(64 << 10, 10 << 20);
+    } else {
+        sort_whole_tables(config.options_mut(), |name| {
+            std::env::var_os(name).is_some()
+        });
     }
     let pool: Arc<dyn MemoryPool> = match options.memory_limit {
         // Tracking names the largest consumers when the bound is hit.
@@ -117,6 +122,26 @@ pub fn session(options: &EngineOptions) -> Result<SessionContext> {
     let mut ctx = SessionContext::new_with_state(crate::plan_rules::with_rules(state).build());
     crate::udf::register_all(&mut ctx)?;
     Ok(ctx)
+}
+
+/// How many bytes of rows a sort without `--memory-limit` concatenates and sorts in one piece.
+const SORT_IN_ONE_PIECE: usize = 512 << 20;
+
+/// Sorting without `--memory-limit`, unless the environment sets these itself (`is_set` tells):
+/// an ORDER BY sorts its rows in one partition, not one per core merged after (a sorted output
+/// is written as one file anyway, and `score` runs its sorted outputs side by side, which keeps
+/// the cores busy), and in one piece up to [`SORT_IN_ONE_PIECE`] bytes, not batch by batch merged
+/// after. DataFusion's defaults sorted `lead_scores` at 20M events batch by batch in two
+/// partitions and merged the sorted runs row by row, twice; one sort of the million rows costs
+/// less than those merges (README, "Performance"). Under a limit the defaults stay: a sort in one
+/// piece asks for its whole copy at once and fails where the merge spills.
+fn sort_whole_tables(opts: &mut ConfigOptions, is_set: impl Fn(&str) -> bool) {
+    if !is_set("DATAFUSION_OPTIMIZER_REPARTITION_SORTS") {
+        opts.optimizer.repartition_sorts = false;
+    }
+    if !is_set("DATAFUSION_EXECUTION_SORT_IN_PLACE_THRESHOLD_BYTES") {
+        opts.execution.sort_in_place_threshold_bytes = SORT_IN_ONE_PIECE;
+    }
 }
 
 /// Rows per batch: `options.batch_size`, fewer under a small `--memory-limit`.
@@ -302,6 +327,40 @@ pub fn parse_size(text: &str) -> Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sorts_without_a_limit_are_whole_unless_the_environment_says_otherwise() {
+        let defaults = ConfigOptions::default();
+        let mut opts = ConfigOptions::default();
+        sort_whole_tables(&mut opts, |_| false);
+        assert!(!opts.optimizer.repartition_sorts);
+        assert_eq!(
+            opts.execution.sort_in_place_threshold_bytes,
+            SORT_IN_ONE_PIECE
+        );
+        let mut opts = ConfigOptions::default();
+        sort_whole_tables(&mut opts, |_| true);
+        assert_eq!(
+            opts.optimizer.repartition_sorts,
+            defaults.optimizer.repartition_sorts
+        );
+        assert_eq!(
+            opts.execution.sort_in_place_threshold_bytes,
+            defaults.execution.sort_in_place_threshold_bytes
+        );
+
+        let limited = session(&EngineOptions {
+            memory_limit: Some(64 << 20),
+            ..EngineOptions::default()
+        })
+        .unwrap();
+        let state = limited.state();
+        let limited = state.config_options();
+        assert_eq!(
+            limited.execution.sort_in_place_threshold_bytes,
+            defaults.execution.sort_in_place_threshold_bytes
+        );
+    }
 
     #[test]
     fn sizes_parse() {
