@@ -170,8 +170,10 @@ impl LeadBuckets {
         self.inner.ensure_groups(slots);
     }
 
-    /// Notes group `g`'s bucket from a lead id of it.
-    #[inline]
+    /// Notes group `g`'s bucket from a lead id of it: the group's first row, or a row of another
+    /// bucket (an error). Rows of the group's known bucket do not come here (see `update_batch`).
+    #[cold]
+    #[inline(never)]
     fn note_bucket(&mut self, g: usize, id: i64) -> Result<()> {
         let bucket = id >> self.bits;
         match self.buckets[g] {
@@ -347,15 +349,18 @@ impl GroupsAccumulator for LeadBuckets {
             slots.extend_from_slice(group_indices);
         } else {
             let ids = ids.as_primitive::<Int64Type>();
-            let mask = self.per_group() as i64 - 1;
+            let (bits, mask) = (self.bits, self.per_group() as i64 - 1);
             slots.reserve(group_indices.len());
             for (i, (&g, &id)) in group_indices.iter().zip(ids.values()).enumerate() {
                 // A null id's row is its group's first slot (the FILTER leaves it out).
                 if ids.is_valid(i) {
-                    self.note_bucket(g, id)?;
-                    slots.push((g << self.bits) | (id & mask) as usize);
+                    // Almost every row is of its group's known bucket: one comparison, inline.
+                    if self.buckets[g] != Some(id >> bits) {
+                        self.note_bucket(g, id)?;
+                    }
+                    slots.push((g << bits) | (id & mask) as usize);
                 } else {
-                    slots.push(g << self.bits);
+                    slots.push(g << bits);
                 }
             }
         }
