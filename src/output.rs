@@ -427,7 +427,8 @@ fn convert(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
 fn properties(packing: Packing, schema: &Schema) -> WriterProperties {
     let compression = match packing {
         // Level 1: at 20M events `lead_scores` comes out 2.6 % larger than at level 3 (the
-        // other tables about the same), for 1 % fewer instructions in a whole `score` run.
+        // other tables about the same), for 1 % fewer instructions in a whole `score` run at
+        // 1M events.
         Packing::Published => Compression::ZSTD(ZstdLevel::try_new(1).expect("valid level")),
         Packing::Scratch => Compression::LZ4_RAW,
     };

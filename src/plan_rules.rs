@@ -43,8 +43,8 @@ pub fn with_rules(builder: SessionStateBuilder) -> SessionStateBuilder {
 ///
 /// With one partition (`--threads 1`) DataFusion joins the phases by coalescing the partial
 /// states (`AggregateExec(Final) <- CoalescePartitionsExec <- AggregateExec(Partial) <- input`);
-/// that becomes `AggregateExec(Single) <- CoalescePartitionsExec <- input`: building and merging
-/// the states was a tenth of the instructions of a one-thread `score` at 1M events.
+/// that becomes `AggregateExec(Single) <- CoalescePartitionsExec <- input` (a one-thread
+/// `score` at 1M events: 14 % fewer instructions, most of them the states' building and merging).
 #[derive(Debug, Default)]
 pub struct OnePhaseFold;
 
