@@ -134,7 +134,10 @@ const SORT_IN_ONE_PIECE: usize = 512 << 20;
 /// after. DataFusion's defaults sorted `lead_scores` at 20M events batch by batch in two
 /// partitions and merged the sorted runs row by row, twice; one sort of the million rows costs
 /// less than those merges (README, "Performance"). Under a limit the defaults stay: a sort in one
-/// piece asks for its whole copy at once and fails where the merge spills.
+/// piece asks for its whole copy at once and fails where the merge spills. This is every
+/// command's session, `query` and `serve` too: there one ORDER BY over more than
+/// [`SORT_IN_ONE_PIECE`] sorts its batches on one thread instead of one per core (the final
+/// merge is one thread either way).
 fn sort_whole_tables(opts: &mut ConfigOptions, is_set: impl Fn(&str) -> bool) {
     if !is_set("DATAFUSION_OPTIMIZER_REPARTITION_SORTS") {
         opts.optimizer.repartition_sorts = false;
