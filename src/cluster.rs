@@ -155,6 +155,14 @@ pub const CANCELLED: &str = "failed: Cancelled";
 /// rows from one that has just died) or the scheduler contains this (Ballista's own wording).
 pub const UNREACHABLE: &str = "Error connecting to Ballista scheduler or executor";
 
+/// Parts of the messages a client gets when a connection to an executor breaks while it streams
+/// rows (the executor died mid-transfer): the HTTP/2 layer's own wording.
+pub const CONNECTION_LOST: [&str; 3] = [
+    "h2 protocol error",
+    "error reading a body from connection",
+    "stream closed because of a broken pipe",
+];
+
 /// Cancels every running job whenever an executor leaves the cluster (it died, stopped
 /// heartbeating, or could not be reached). Ballista 55 would instead roll the jobs' stages back
 /// and rerun the lost tasks, but in our tests of killing an executor mid-run that recovery

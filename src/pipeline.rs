@@ -43,11 +43,15 @@ fn query_error(name: &str, e: impl std::fmt::Display) -> Error {
              executor leaves mid-job (its recovery could give wrong numbers); --out is \
              unchanged: run the command again",
         );
-    } else if message.contains(crate::cluster::UNREACHABLE) {
+    } else if message.contains(crate::cluster::UNREACHABLE)
+        || crate::cluster::CONNECTION_LOST
+            .iter()
+            .any(|part| message.contains(part))
+    {
         message.push_str(
-            "\nhint: a process of the cluster could not be reached (an executor that stopped \
-             mid-job, or the scheduler); --out is unchanged: run the command again once the \
-             cluster is up",
+            "\nhint: a process of the cluster could not be reached or broke off a transfer (an \
+             executor that stopped mid-job, or the scheduler); --out is unchanged: run the \
+             command again once the cluster is up",
         );
     }
     Error::Query {
@@ -406,6 +410,11 @@ mod tests {
                            scheduler or executor at http://127.0.0.1:45021: connection refused\")";
         assert!(message(unreachable).contains("could not be reached"));
         assert!(message("Job abc failed: Cancelled").contains("cancelled the job"));
+        let broken = "Arrow error: External error: code: 'Unknown error', message: \"h2 protocol \
+                      error: error reading a body from connection\", source: hyper::Error(Body, \
+                      Error { kind: Io(Custom { kind: BrokenPipe, error: \"stream closed because \
+                      of a broken pipe\" }) })";
+        assert!(message(broken).contains("could not be reached"));
         assert!(!message("Arrow error: divide by zero").contains("hint"));
     }
 
