@@ -33,7 +33,8 @@
 -- tells each bucket's leads apart by those bits (see lead_buckets in the functions' docs).
 -- ${fold_input} is lead_rows made ready for grouping by lead: as they are (the engine then
 -- partitions the rows by group and groups each partition in one phase, with no partial states
--- of every lead's events to build and merge), or, for a backfill under --memory-limit, sorted by
+-- of every lead's events to build and merge; a local run folds buckets without moving the rows
+-- between partitions at all, see docs/architecture.md), or, for a backfill under --memory-limit, sorted by
 -- lead so that each lead's snapshots are emitted as soon as its events end. ${fold_rows} is the
 -- FILTER's test of a row: a lead id, and, for the sorted input, its number n above 0 (always
 -- true: naming n keeps the numbering, and so the sort, in the plan). ${fold_text} is

@@ -22,6 +22,7 @@ use ballista_scheduler::scheduler_server::SchedulerServer;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::session_state::SessionState;
+use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion_proto::protobuf::{LogicalPlanNode, PhysicalPlanNode};
 use futures::StreamExt;
@@ -77,7 +78,19 @@ fn state_with_functions(config: SessionConfig) -> datafusion::common::Result<Ses
 
 /// A client session on `cluster`, configured like a local one (`local` gives the settings).
 pub async fn client_session(cluster: &Cluster, local: &SessionContext) -> Result<SessionContext> {
-    let state = local.state();
+    // Without the rules of operators that only a local session runs (a cluster's executors
+    // could not decode them), should any plan be made from the client's state.
+    let local_only = crate::bucket_fold::BucketFold.name().to_string();
+    let rules = local
+        .state()
+        .physical_optimizers()
+        .iter()
+        .filter(|rule| rule.name() != local_only)
+        .cloned()
+        .collect();
+    let state = SessionStateBuilder::new_from_existing(local.state())
+        .with_physical_optimizer_rules(rules)
+        .build();
     let cannot = |e: datafusion::error::DataFusionError| {
         Error::Config(format!("cannot use the cluster: {e}"))
     };

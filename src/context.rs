@@ -119,7 +119,8 @@ pub fn session(options: &EngineOptions) -> Result<SessionContext> {
         .with_config(config)
         .with_runtime_env(runtime)
         .with_default_features();
-    let mut ctx = SessionContext::new_with_state(crate::plan_rules::with_rules(state).build());
+    let mut ctx =
+        SessionContext::new_with_state(crate::plan_rules::with_local_rules(state).build());
     crate::udf::register_all(&mut ctx)?;
     Ok(ctx)
 }

@@ -9,6 +9,7 @@
 //! - `score` and `backfill` are the scoring commands; `cli` wires commands to flags.
 
 pub mod backfill;
+pub mod bucket_fold;
 pub mod cli;
 pub mod cluster;
 pub mod context;

@@ -1,5 +1,6 @@
-//! leadscore's own physical plan rule, added to every session that plans queries (local, the
-//! cluster's scheduler): [`OnePhaseFold`].
+//! leadscore's own physical plan rules: [`OnePhaseFold`], added to every session that plans
+//! queries (local, the cluster's scheduler), and, in local sessions only,
+//! [`crate::bucket_fold::BucketFold`] (see [`with_local_rules`]).
 
 use std::sync::Arc;
 
@@ -21,6 +22,12 @@ const HOLISTIC: &[&str] = &[crate::udf::lead_fold::NAME, crate::udf::fold_events
 /// Adds leadscore's plan rules to a session being built.
 pub fn with_rules(builder: SessionStateBuilder) -> SessionStateBuilder {
     builder.with_physical_optimizer_rule(Arc::new(OnePhaseFold))
+}
+
+/// [`with_rules`] and the rules whose operators only this process runs (never a cluster's
+/// scheduler, whose executors would have to decode them): [`crate::bucket_fold::BucketFold`].
+pub fn with_local_rules(builder: SessionStateBuilder) -> SessionStateBuilder {
+    with_rules(builder).with_physical_optimizer_rule(Arc::new(crate::bucket_fold::BucketFold))
 }
 
 /// Groups by lead in one phase: a `lead_fold` aggregate gets its input rows hash-partitioned by

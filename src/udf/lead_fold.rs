@@ -444,6 +444,29 @@ impl Events {
         self.len
     }
 
+    /// Adds `other`'s events, whose groups are numbered as this one's: each bucket takes the
+    /// other's chunks as they are (no event is copied).
+    fn absorb(&mut self, other: Events) {
+        if self.buckets.len() < other.buckets.len() {
+            self.buckets.resize_with(other.buckets.len(), Vec::new);
+        }
+        for (chunks, theirs) in self.buckets.iter_mut().zip(other.buckets) {
+            chunks.extend(theirs);
+        }
+        self.len += other.len;
+        self.capacity += other.capacity;
+        self.dropped |= other.dropped;
+    }
+
+    /// Gives every event with a product the id `ids` holds at its old one.
+    fn renumber_products(&mut self, ids: &[u32]) {
+        for e in self.buckets.iter_mut().flatten().flatten() {
+            if e.product != NO_PRODUCT {
+                e.product = ids[e.product as usize];
+            }
+        }
+    }
+
     fn bytes(&self) -> usize {
         let chunks: usize = self.buckets.iter().map(Vec::capacity).sum();
         (self.buckets.capacity() + chunks) * size_of::<Vec<Event>>()
@@ -647,6 +670,14 @@ impl Answers {
     fn bytes(&self) -> usize {
         self.group.capacity()
             * (size_of::<u32>() + size_of::<i64>() + size_of::<f64>() + size_of::<bool>())
+    }
+
+    /// Adds `other`'s answers, whose groups are numbered as this one's.
+    fn absorb(&mut self, other: Answers) {
+        self.group.extend(other.group);
+        self.ts.extend(other.ts);
+        self.value.extend(other.value);
+        self.dropped.extend(other.dropped);
     }
 }
 
@@ -942,6 +973,50 @@ impl LeadFoldGroups {
             self.fits.resize(total_num_groups, None);
         }
     }
+
+    /// Adds everything `other` holds, its groups numbered as this one's (a group of both gets
+    /// the events and answers of both, and this one's fit if it has one): the merge of two
+    /// accumulators that folded different rows of the same groups. Events move chunk by chunk;
+    /// only their product ids are rewritten, when the two numbered the products differently.
+    pub(crate) fn absorb(&mut self, mut other: LeadFoldGroups) {
+        self.ensure_groups(other.fits.len());
+        let ids: Vec<u32> = other
+            .products
+            .names
+            .iter()
+            .map(|name| self.products.id(name))
+            .collect();
+        if ids.iter().enumerate().any(|(i, &id)| id as usize != i) {
+            other.events.renumber_products(&ids);
+        }
+        self.events.absorb(other.events);
+        self.answers.absorb(other.answers);
+        for (g, fit) in other.fits.into_iter().enumerate() {
+            if let Some(fit) = fit
+                && self.fits[g].is_none()
+            {
+                self.fit_rules += fit.len();
+                self.fits[g] = Some(fit);
+            }
+        }
+    }
+
+    /// Removes groups `0..n` into an accumulator of their own (the others' groups shift down by
+    /// `n`). Cheap when `n` is a multiple of 4,096 (whole buckets of events move).
+    pub(crate) fn split_first(&mut self, n: usize) -> Self {
+        self.ensure_groups(n);
+        let taken = self.take(EmitTo::First(n));
+        Self {
+            fit_rules: taken.fits.iter().flatten().map(Vec::len).sum(),
+            events: taken.events,
+            answers: taken.answers,
+            fits: taken.fits,
+            ..self.empty_like()
+        }
+    }
+
+    /// How many groups `split_first` can cut at cheaply: the groups of a bucket of events.
+    pub(crate) const SPLIT_GROUPS: usize = SLOTS;
 
     fn take(&mut self, emit_to: EmitTo) -> Taken {
         match emit_to {
