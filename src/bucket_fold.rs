@@ -34,7 +34,7 @@ use datafusion::common::config::ConfigOptions;
 use datafusion::common::runtime::SpawnedTask;
 use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode, TreeNodeRecursion};
 use datafusion::common::{DataFusionError, Result, internal_err};
-use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
+use datafusion::execution::memory_pool::MemoryConsumer;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::{EmitTo, GroupsAccumulator};
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
@@ -42,7 +42,7 @@ use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::repartition::RepartitionExec;
-use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::stream::{RecordBatchReceiverStream, RecordBatchStreamAdapter};
 use datafusion::physical_plan::udaf::AggregateFunctionExpr;
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, ExecutionPlanProperties, Partitioning,
@@ -96,16 +96,13 @@ pub struct BucketFoldExec {
     run: Arc<OnceCell<Shared>>,
 }
 
-/// Each output partition's merged groups, or the error that ended the fold.
-type Shared = std::result::Result<Vec<Mutex<Option<Range>>>, Arc<DataFusionError>>;
+/// Each output partition's rows, or the error that ended the fold.
+type Shared = std::result::Result<Vec<Mutex<Option<Vec<RecordBatch>>>>, Arc<DataFusionError>>;
 
 /// An output partition's groups: their fold and their keys (`None` for the null key's group).
-#[derive(Debug)]
 struct Range {
     fold: LeadBuckets,
     keys: Vec<Option<i64>>,
-    /// The memory the groups hold, in the session's pool until they are emitted.
-    _memory: MemoryReservation,
 }
 
 impl BucketFoldExec {
@@ -173,9 +170,14 @@ impl BucketFoldExec {
         self.properties.partitioning.partition_count()
     }
 
-    /// Reads and folds every input partition, merges the workers' folds and cuts them into one
-    /// range of groups per output partition.
-    async fn fold_all(&self, context: Arc<TaskContext>) -> Result<Vec<Mutex<Option<Range>>>> {
+    /// Reads and folds every input partition, merges the workers' folds, cuts them into one
+    /// range of groups per output partition and emits the ranges side by side. (Each in a task
+    /// of its own: an output partition's consumer would find the others' consumers waiting, woken
+    /// where the runtime does not hand them to another thread while it emits.)
+    async fn fold_all(
+        &self,
+        context: Arc<TaskContext>,
+    ) -> Result<Vec<Mutex<Option<Vec<RecordBatch>>>>> {
         let inputs = self.input.output_partitioning().partition_count();
         let workers = self.partitions().min(inputs).max(1);
         let next = Arc::new(AtomicUsize::new(0));
@@ -220,20 +222,29 @@ impl BucketFoldExec {
             pieces.push((all.split_first(n), std::mem::replace(&mut keys, rest)));
         }
         pieces.push((all, keys));
-        pieces
+        let batch_rows = context.session_config().batch_size();
+        let emitting: Vec<SpawnedTask<Result<Vec<RecordBatch>>>> = pieces
             .into_iter()
             .enumerate()
             .map(|(p, (fold, keys))| {
                 let memory = MemoryConsumer::new(format!("BucketFoldExec[{p}]"))
                     .register(context.memory_pool());
-                memory.try_grow(fold.size())?;
-                Ok(Mutex::new(Some(Range {
-                    fold,
-                    keys,
-                    _memory: memory,
-                })))
+                let schema = self.schema();
+                SpawnedTask::spawn(async move {
+                    memory.try_grow(fold.size())?;
+                    emit(Range { fold, keys }, &schema, batch_rows)
+                })
             })
-            .collect()
+            .collect();
+        let mut ranges = Vec::with_capacity(emitting.len());
+        for task in emitting {
+            let batches = task
+                .join_unwind()
+                .await
+                .map_err(|e| DataFusionError::ExecutionJoin(Box::new(e)))??;
+            ranges.push(Mutex::new(Some(batches)));
+        }
+        Ok(ranges)
     }
 }
 
@@ -263,7 +274,7 @@ impl Worker {
             if partition >= inputs {
                 return Ok(fold);
             }
-            let mut stream = self.input.execute(partition, Arc::clone(&self.context))?;
+            let mut stream = self.read_ahead(partition);
             while let Some(batch) = stream.next().await {
                 let batch = batch?;
                 let rows = batch.num_rows();
@@ -279,6 +290,27 @@ impl Worker {
                 memory.try_resize(fold.size())?;
             }
         }
+    }
+
+    /// Input partition `partition`, read by a task of its own a few batches ahead of the fold,
+    /// so that the fold does not wait for the reads (the exchange it replaces did the same).
+    fn read_ahead(&self, partition: usize) -> SendableRecordBatchStream {
+        let mut builder = RecordBatchReceiverStream::builder(self.input.schema(), 2);
+        let (tx, input, context) = (
+            builder.tx(),
+            Arc::clone(&self.input),
+            Arc::clone(&self.context),
+        );
+        builder.spawn(async move {
+            let mut stream = input.execute(partition, context)?;
+            while let Some(batch) = stream.next().await {
+                if tx.send(batch).await.is_err() {
+                    break; // the fold stopped
+                }
+            }
+            Ok(())
+        });
+        builder.build()
     }
 
     /// Numbers the rows' buckets into `groups` (the worker remembers the numbers it has seen;
@@ -454,19 +486,17 @@ impl ExecutionPlan for BucketFoldExec {
         }
         let me = self.with_input(Arc::clone(&self.input));
         let run = Arc::clone(&self.run);
-        let schema = self.schema();
-        let batch_rows = context.session_config().batch_size();
         let batches = futures::stream::once(async move {
             let ranges = run
                 .get_or_init(|| async { Box::pin(me.fold_all(context)).await.map_err(Arc::new) })
                 .await
                 .as_ref()
                 .map_err(|e| DataFusionError::Shared(Arc::clone(e)))?;
-            let range = lock(&ranges[partition])?.take();
-            let Some(range) = range else {
-                return internal_err!("BucketFoldExec partition {partition} ran twice");
-            };
-            emit(range, &schema, batch_rows)
+            let batches = lock(&ranges[partition])?.take();
+            match batches {
+                Some(batches) => Ok(batches),
+                None => internal_err!("BucketFoldExec partition {partition} ran twice"),
+            }
         })
         .flat_map(|batches| {
             futures::stream::iter(match batches {
@@ -481,7 +511,8 @@ impl ExecutionPlan for BucketFoldExec {
     }
 }
 
-/// The rows of `range`: each group's key and fold, `batch_rows` groups to a batch.
+/// The rows of `range`: each group's key and fold, `batch_rows` groups to a batch (slices of
+/// one evaluation, as DataFusion's aggregate emits).
 fn emit(mut range: Range, schema: &SchemaRef, batch_rows: usize) -> Result<Vec<RecordBatch>> {
     if range.keys.is_empty() {
         return Ok(Vec::new());
