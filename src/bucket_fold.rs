@@ -32,7 +32,7 @@ use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int64Arra
 use datafusion::arrow::datatypes::{DataType, Int64Type, SchemaRef};
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::runtime::SpawnedTask;
-use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode, TreeNodeRecursion};
+use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{DataFusionError, Result, internal_err};
 use datafusion::execution::memory_pool::MemoryConsumer;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
@@ -65,13 +65,10 @@ impl PhysicalOptimizerRule for BucketFold {
         plan: Arc<dyn ExecutionPlan>,
         _config: &ConfigOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        plan.transform_down(|plan| {
-            Ok(match BucketFoldExec::replacing(&plan)? {
-                Some(exec) => Transformed::yes(Arc::new(exec) as Arc<dyn ExecutionPlan>),
-                None => Transformed::no(plan),
-            })
+        crate::plan_rules::rewrite_nodes(plan, |node| {
+            Ok(BucketFoldExec::replacing(node)?
+                .map(|exec| Arc::new(exec) as Arc<dyn ExecutionPlan>))
         })
-        .data()
     }
 
     fn name(&self) -> &str {
@@ -175,7 +172,7 @@ impl BucketFoldExec {
     /// of its own: an output partition's consumer would find the others' consumers waiting, woken
     /// where the runtime does not hand them to another thread while it emits.)
     async fn fold_all(
-        &self,
+        self: Arc<Self>,
         context: Arc<TaskContext>,
     ) -> Result<Vec<Mutex<Option<Vec<RecordBatch>>>>> {
         let inputs = self.input.output_partitioning().partition_count();
@@ -185,10 +182,7 @@ impl BucketFoldExec {
         let tasks: Vec<SpawnedTask<Result<LeadBuckets>>> = (0..workers)
             .map(|_| {
                 let worker = Worker {
-                    input: Arc::clone(&self.input),
-                    key: Arc::clone(&self.key),
-                    fold: Arc::clone(&self.fold),
-                    filter: self.filter.clone(),
+                    plan: Arc::clone(&self),
                     next: Arc::clone(&next),
                     numbering: Arc::clone(&numbering),
                     context: Arc::clone(&context),
@@ -251,10 +245,7 @@ impl BucketFoldExec {
 /// One worker: takes input partitions until none is left, folding their rows into its own
 /// accumulator with the shared numbering of buckets.
 struct Worker {
-    input: Arc<dyn ExecutionPlan>,
-    key: Arc<dyn PhysicalExpr>,
-    fold: Arc<AggregateFunctionExpr>,
-    filter: Option<Arc<dyn PhysicalExpr>>,
+    plan: Arc<BucketFoldExec>,
     next: Arc<AtomicUsize>,
     numbering: Arc<Mutex<Numbering>>,
     context: Arc<TaskContext>,
@@ -262,13 +253,13 @@ struct Worker {
 
 impl Worker {
     async fn run(self, inputs: usize) -> Result<LeadBuckets> {
-        let mut fold = buckets_of(&self.fold)?;
+        let mut fold = buckets_of(&self.plan.fold)?;
         let memory =
             MemoryConsumer::new("BucketFoldExec[worker]").register(self.context.memory_pool());
         let mut known: HashMap<Option<i64>, usize, BuildHasherDefault<KeyHasher>> =
             HashMap::default();
         let mut groups: Vec<usize> = Vec::new();
-        let arguments = self.fold.expressions();
+        let arguments = self.plan.fold.expressions();
         loop {
             let partition = self.next.fetch_add(1, Ordering::Relaxed);
             if partition >= inputs {
@@ -278,7 +269,7 @@ impl Worker {
             while let Some(batch) = stream.next().await {
                 let batch = batch?;
                 let rows = batch.num_rows();
-                let keys = self.key.evaluate(&batch)?.into_array(rows)?;
+                let keys = self.plan.key.evaluate(&batch)?.into_array(rows)?;
                 let total =
                     self.number(keys.as_primitive::<Int64Type>(), &mut known, &mut groups)?;
                 let values = arguments
@@ -295,10 +286,10 @@ impl Worker {
     /// Input partition `partition`, read by a task of its own a few batches ahead of the fold,
     /// so that the fold does not wait for the reads (the exchange it replaces did the same).
     fn read_ahead(&self, partition: usize) -> SendableRecordBatchStream {
-        let mut builder = RecordBatchReceiverStream::builder(self.input.schema(), 2);
+        let mut builder = RecordBatchReceiverStream::builder(self.plan.input.schema(), 2);
         let (tx, input, context) = (
             builder.tx(),
-            Arc::clone(&self.input),
+            Arc::clone(&self.plan.input),
             Arc::clone(&self.context),
         );
         builder.spawn(async move {
@@ -347,7 +338,7 @@ impl Worker {
     }
 
     fn filter_of(&self, batch: &RecordBatch) -> Result<Option<BooleanArray>> {
-        let Some(filter) = &self.filter else {
+        let Some(filter) = &self.plan.filter else {
             return Ok(None);
         };
         let rows = filter.evaluate(batch)?.into_array(batch.num_rows())?;
@@ -484,7 +475,7 @@ impl ExecutionPlan for BucketFoldExec {
         if partition >= self.partitions() {
             return internal_err!("BucketFoldExec has no partition {partition}");
         }
-        let me = self.with_input(Arc::clone(&self.input));
+        let me = Arc::new(self.with_input(Arc::clone(&self.input)));
         let run = Arc::clone(&self.run);
         let batches = futures::stream::once(async move {
             let ranges = run

@@ -61,13 +61,7 @@ impl PhysicalOptimizerRule for OnePhaseFold {
         plan: Arc<dyn ExecutionPlan>,
         _config: &ConfigOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        plan.transform_down(|plan| {
-            Ok(match one_phase(&plan)? {
-                Some(rewritten) => Transformed::yes(rewritten),
-                None => Transformed::no(plan),
-            })
-        })
-        .data()
+        rewrite_nodes(plan, one_phase)
     }
 
     fn name(&self) -> &str {
@@ -77,6 +71,20 @@ impl PhysicalOptimizerRule for OnePhaseFold {
     fn schema_check(&self) -> bool {
         true
     }
+}
+
+/// `plan` with each node that `rewrite` has a replacement for replaced, from the root down.
+pub(crate) fn rewrite_nodes(
+    plan: Arc<dyn ExecutionPlan>,
+    rewrite: impl Fn(&Arc<dyn ExecutionPlan>) -> Result<Option<Arc<dyn ExecutionPlan>>>,
+) -> Result<Arc<dyn ExecutionPlan>> {
+    plan.transform_down(|plan| {
+        Ok(match rewrite(&plan)? {
+            Some(rewritten) => Transformed::yes(rewritten),
+            None => Transformed::no(plan),
+        })
+    })
+    .data()
 }
 
 /// The one-phase form of `plan`, when it is the final aggregate of a two-phase fold.
