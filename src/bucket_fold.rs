@@ -467,6 +467,11 @@ impl ExecutionPlan for BucketFoldExec {
         }
     }
 
+    // A new execution folds afresh (the rows of one are handed out once).
+    fn reset_state(self: Arc<Self>) -> Result<Arc<dyn ExecutionPlan>> {
+        Ok(Arc::new(self.with_input(Arc::clone(&self.input))))
+    }
+
     fn execute(
         &self,
         partition: usize,
