@@ -96,11 +96,8 @@ pub struct BucketFoldExec {
 /// Each output partition's rows, or the error that ended the fold.
 type Shared = std::result::Result<Vec<Mutex<Option<Vec<RecordBatch>>>>, Arc<DataFusionError>>;
 
-/// An output partition's groups: their fold and their keys (`None` for the null key's group).
-struct Range {
-    fold: LeadBuckets,
-    keys: Vec<Option<i64>>,
-}
+/// Bucket numbers by key (`None` for the null key), with [`KeyHasher`].
+type Buckets = HashMap<Option<i64>, usize, BuildHasherDefault<KeyHasher>>;
 
 impl BucketFoldExec {
     /// The fold that replaces `plan`, if `plan` is a bucketed fold over an exchange by bucket.
@@ -205,7 +202,7 @@ impl BucketFoldExec {
             return internal_err!("bucket fold: no worker ran");
         };
         let mut keys = std::mem::take(&mut lock(&numbering)?.keys);
-        all.ensure_groups(keys.len());
+        all.reserve(keys.len());
         // Ranges of about equal size, cut where whole chunks of events move.
         let step = all.split_groups();
         let per = keys.len().div_ceil(self.partitions()).div_ceil(step) * step;
@@ -226,7 +223,7 @@ impl BucketFoldExec {
                 let schema = self.schema();
                 SpawnedTask::spawn(async move {
                     memory.try_grow(fold.size())?;
-                    emit(Range { fold, keys }, &schema, batch_rows)
+                    emit(fold, keys, &schema, batch_rows)
                 })
             })
             .collect();
@@ -256,8 +253,7 @@ impl Worker {
         let mut fold = buckets_of(&self.plan.fold)?;
         let memory =
             MemoryConsumer::new("BucketFoldExec[worker]").register(self.context.memory_pool());
-        let mut known: HashMap<Option<i64>, usize, BuildHasherDefault<KeyHasher>> =
-            HashMap::default();
+        let mut known = Buckets::default();
         let mut groups: Vec<usize> = Vec::new();
         let arguments = self.plan.fold.expressions();
         loop {
@@ -309,7 +305,7 @@ impl Worker {
     fn number(
         &self,
         keys: &Int64Array,
-        known: &mut HashMap<Option<i64>, usize, BuildHasherDefault<KeyHasher>>,
+        known: &mut Buckets,
         groups: &mut Vec<usize>,
     ) -> Result<usize> {
         groups.clear();
@@ -349,7 +345,7 @@ impl Worker {
 /// The buckets seen so far, numbered in the order first seen.
 #[derive(Default)]
 struct Numbering {
-    number: HashMap<Option<i64>, usize, BuildHasherDefault<KeyHasher>>,
+    number: Buckets,
     keys: Vec<Option<i64>>,
 }
 
@@ -376,10 +372,6 @@ impl Hasher for KeyHasher {
         for &b in bytes {
             self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
         }
-    }
-
-    fn write_u8(&mut self, n: u8) {
-        self.0 = (self.0 ^ u64::from(n)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
     }
 
     fn write_i64(&mut self, n: i64) {
@@ -507,14 +499,20 @@ impl ExecutionPlan for BucketFoldExec {
     }
 }
 
-/// The rows of `range`: each group's key and fold, `batch_rows` groups to a batch (slices of
-/// one evaluation, as DataFusion's aggregate emits).
-fn emit(mut range: Range, schema: &SchemaRef, batch_rows: usize) -> Result<Vec<RecordBatch>> {
-    if range.keys.is_empty() {
+/// The rows of a range of groups, `fold` and their `keys` (`None` for the null key's group):
+/// each group's key and fold, `batch_rows` groups to a batch (slices of one evaluation, as
+/// DataFusion's aggregate emits).
+fn emit(
+    mut fold: LeadBuckets,
+    keys: Vec<Option<i64>>,
+    schema: &SchemaRef,
+    batch_rows: usize,
+) -> Result<Vec<RecordBatch>> {
+    if keys.is_empty() {
         return Ok(Vec::new());
     }
-    let folded = range.fold.evaluate(EmitTo::All)?;
-    let keys: ArrayRef = Arc::new(Int64Array::from(range.keys));
+    let folded = fold.evaluate(EmitTo::All)?;
+    let keys: ArrayRef = Arc::new(Int64Array::from(keys));
     let all = RecordBatch::try_new(Arc::clone(schema), vec![keys, folded])?;
     let rows = all.num_rows();
     Ok((0..rows)

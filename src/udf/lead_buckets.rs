@@ -156,11 +156,6 @@ impl LeadBuckets {
         self.bits
     }
 
-    /// Makes room for groups `0..groups`, as a batch naming them would.
-    pub(crate) fn ensure_groups(&mut self, groups: usize) {
-        self.reserve(groups);
-    }
-
     /// Adds everything `other` holds (`lead_bits` > 0, the same for both), its groups numbered
     /// as this one's: the merge of accumulators that folded different rows of the same buckets
     /// (see `crate::bucket_fold`). A lead of both keeps this one's account, if it has one.
@@ -234,7 +229,8 @@ impl LeadBuckets {
         1 << self.bits
     }
 
-    fn reserve(&mut self, groups: usize) {
+    /// Makes room for groups `0..groups`, as a batch naming them would.
+    pub(crate) fn reserve(&mut self, groups: usize) {
         if groups > self.groups {
             self.groups = groups;
         }
