@@ -26,20 +26,18 @@
 --
 -- The lead's account comes with its row of the leads table: fold_events() is given every row's
 -- lead_id and account_id, and each snapshot it reports carries them (the first non-null
--- account_id of the lead's rows). ${fold_group} is what the rows are grouped by: the lead
--- (`r.lead_id`), or, for integer ids spanning not much more than the rows, buckets of the leads
--- whose ids differ only in their low bits (`r.lead_id >> 8`, with the same `lead_bits` in
--- ${fold}): a few thousand groups instead of a hash table with an entry per lead, and the fold
--- tells each bucket's leads apart by those bits (see lead_buckets in the functions' docs).
--- ${fold_input} is lead_rows made ready for grouping by lead: as they are (the engine then
--- partitions the rows by group and groups each partition in one phase, with no partial states
--- of every lead's events to build and merge; a local run folds buckets without moving the rows
--- between partitions at all, see docs/architecture.md), or, for a backfill under --memory-limit, sorted by
--- lead so that each lead's snapshots are emitted as soon as its events end. ${fold_rows} is the
--- FILTER's test of a row: a lead id, and, for the sorted input, its number n above 0 (always
--- true: naming n keeps the numbering, and so the sort, in the plan). ${fold_text} is
--- the text type the sort wants: the columns as read when there is no sort, plain copies of the
--- texts when there is one (see Template::set_fold_input).
+-- account_id of the lead's rows). Its last argument, the row's event_id, changes no number: it
+-- lets the engine list the rows the checks reject as it folds, with all their columns.
+--
+-- How it runs is the engine's choice (docs/architecture.md): on one machine a single operator
+-- reads the rows and folds every lead in place of the grouping and the unnest below; on a
+-- cluster, or under --memory-limit, the engine groups the rows by lead itself. ${fold_input} is
+-- lead_rows made ready for grouping by lead: as they are, or, for a backfill under
+-- --memory-limit, sorted by lead so that each lead's snapshots are emitted as soon as its events
+-- end. ${fold_rows} is the FILTER's test of a row: a lead id, and, for the sorted input, its
+-- number n above 0 (always true: naming n keeps the numbering, and so the sort, in the plan).
+-- ${fold_text} is the text type the sort wants: the columns as read when there is no sort,
+-- plain copies of the texts when there is one (see Template::set_fold_input).
 with lead_rows as (
     select
         e.lead_id,
@@ -50,7 +48,8 @@ with lead_rows as (
         e.value,
         null as fit,
         null as account_id,
-        false as dropped
+        false as dropped,
+        e.event_id
     from events e
 
     union all
@@ -64,13 +63,14 @@ with lead_rows as (
         d.value,
         null,
         null,
-        true
+        true,
+        d.event_id
     from duplicate_events d
     where d.copy > 1
 
     union all
 
-    select l.lead_id, null, null, null, null, null, ${fit}, l.account_id, false
+    select l.lead_id, null, null, null, null, null, ${fit}, l.account_id, false, null
     from leads l
 ),
 
@@ -78,11 +78,11 @@ folded as (
     select
         fold_events(
             r.ts, r.action, r.asset, r.product, r.value, r.fit, ${scored_rules}, ${fold}, r.dropped,
-            r.lead_id, r.account_id
+            r.lead_id, r.account_id, r.event_id
         )
             filter (where ${fold_rows}) as snapshots
     from ${fold_input} r
-    group by ${fold_group}
+    group by r.lead_id
 ),
 
 unnested as (

@@ -5,6 +5,6 @@
 -- (see event_key), so a key here may in rare cases stand for two different texts;
 -- duplicate_events compares the rows of these keys on the ids themselves. The aggregate sorts
 -- every key instead of grouping them in a hash table (see docs/architecture.md); when
--- --memory-limit could not hold 24 bytes per row, repeated_keys_grouped.sql runs instead.
+-- --memory-limit could not hold 48 bytes per row, repeated_keys_grouped.sql runs instead.
 select unnest(array_append(repeated_keys(event_id), null)) as k
 from events

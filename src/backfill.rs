@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 use crate::fold::Snapshots;
 use crate::output::Staging;
 use crate::pipeline::count;
-use crate::queries::{BACKFILL_PIPELINE, JUDGE_PIPELINE};
+use crate::queries::{BACKFILL_FOLD, BACKFILL_OUTPUTS, BACKFILL_PIPELINE};
 use crate::score::{Inputs, refuse_rejects, reject_reasons};
 
 /// The step between snapshot days.
@@ -120,14 +120,21 @@ pub async fn backfill(opts: &BackfillOptions) -> Result<BackfillSummary> {
         &snapshots,
         false,
         &opts.engine,
+        true,
     )?;
     // Under a memory bound, each lead's snapshot rows are emitted as its events end rather than
     // a partition's at once (see Template::set_fold_input).
     pipeline
         .template
         .set_fold_input(opts.engine.memory_limit.is_some());
-    pipeline.run_all(JUDGE_PIPELINE).await?;
-    pipeline.run_all(BACKFILL_PIPELINE).await?;
+    pipeline.run_all(inputs.judge_pipeline(&pipeline)).await?;
+    if pipeline.local_fold {
+        inputs
+            .fold_then(&mut pipeline, BACKFILL_FOLD, BACKFILL_OUTPUTS)
+            .await?;
+    } else {
+        pipeline.run_all(BACKFILL_PIPELINE).await?;
+    }
 
     let days = snapshots.days();
     pipeline.report_memory();

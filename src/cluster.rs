@@ -80,7 +80,7 @@ fn state_with_functions(config: SessionConfig) -> datafusion::common::Result<Ses
 pub async fn client_session(cluster: &Cluster, local: &SessionContext) -> Result<SessionContext> {
     // Without the rules of operators that only a local session runs (a cluster's executors
     // could not decode them), should any plan be made from the client's state.
-    let local_only = crate::bucket_fold::BucketFold.name().to_string();
+    let local_only = crate::lead_fold_exec::LeadFoldRule.name().to_string();
     let rules = local
         .state()
         .physical_optimizers()

@@ -82,7 +82,8 @@ pub fn session(options: &EngineOptions) -> Result<SessionContext> {
     let mut config = base
         .with_target_partitions(options.partitions())
         .with_batch_size(batch_rows(options))
-        .with_information_schema(true);
+        .with_information_schema(true)
+        .with_option_extension(crate::lead_fold_exec::FoldOptions::default());
     config
         .options_mut()
         .execution
@@ -119,8 +120,9 @@ pub fn session(options: &EngineOptions) -> Result<SessionContext> {
         .with_config(config)
         .with_runtime_env(runtime)
         .with_default_features();
-    let mut ctx =
-        SessionContext::new_with_state(crate::plan_rules::with_local_rules(state).build());
+    let mut ctx = SessionContext::new_with_state(
+        crate::plan_rules::with_local_rules(state, options.memory_limit.is_some()).build(),
+    );
     crate::udf::register_all(&mut ctx)?;
     Ok(ctx)
 }

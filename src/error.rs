@@ -56,6 +56,10 @@ pub enum Error {
     /// Parquet failed while writing generated data.
     #[error("parquet: {0}")]
     Parquet(#[from] parquet::errors::ParquetError),
+
+    /// Something leadscore itself got wrong (a bug, not the input's fault).
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 fn line_suffix(line: usize) -> String {

@@ -76,6 +76,9 @@ pub struct EventsInput {
     pub partition_keys: Vec<String>,
     pub lead_id: IdKind,
     pub event_id: Option<IdKind>,
+    /// The type of `ts` in the files, when they all have the same one (they are read with it);
+    /// otherwise UTC microseconds, to which each file's own is cast.
+    pub ts_type: DataType,
 }
 
 impl EventsInput {
@@ -210,7 +213,10 @@ pub async fn inspect_events(path: &Path) -> Result<EventsInput> {
         partition_keys: partition_keys.clone(),
         lead_id: IdKind::Text,
         event_id: None,
+        ts_type: utc_micros(),
     };
+    let mut ts_type: Option<DataType> = None;
+    let mut ts_mixed = false;
     let mut lead_kind: Option<(IdKind, PathBuf)> = partition_keys
         .iter()
         .any(|k| k == "lead_id")
@@ -267,10 +273,15 @@ pub async fn inspect_events(path: &Path) -> Result<EventsInput> {
         if let Some(t) = column("lead_id") {
             same_id_kind("lead_id", &t, &p, &mut lead_kind)?;
         }
-        if let Some(t) = column("ts")
-            && !matches!(t, DataType::Timestamp(_, _))
-        {
-            return Err(wrong("ts", &t, "a timestamp"));
+        if let Some(t) = column("ts") {
+            if !matches!(t, DataType::Timestamp(_, _)) {
+                return Err(wrong("ts", &t, "a timestamp"));
+            }
+            // Files whose types differ are each cast to UTC microseconds instead.
+            if *ts_type.get_or_insert_with(|| t.clone()) != t {
+                ts_type = Some(utc_micros());
+                ts_mixed = true;
+            }
         }
         for name in ["action", "asset", "product"] {
             if let Some(t) = column(name)
@@ -292,6 +303,10 @@ pub async fn inspect_events(path: &Path) -> Result<EventsInput> {
     }
     input.lead_id = lead_kind.map_or(IdKind::Text, |(k, _)| k);
     input.event_id = event_kind.map(|(k, _)| k);
+    input.ts_type = match ts_type {
+        Some(t) if !ts_mixed => t,
+        _ => utc_micros(),
+    };
     Ok(input)
 }
 
@@ -345,7 +360,7 @@ pub async fn register_events(ctx: &SessionContext, input: &EventsInput) -> Resul
     let event_id_type = input.event_id.map_or(DataType::Utf8View, |k| k.data_type());
     let spec: Vec<(&str, DataType)> = vec![
         ("lead_id", input.lead_id.data_type()),
-        ("ts", utc_micros()),
+        ("ts", input.ts_type.clone()),
         ("action", text.clone()),
         ("asset", text.clone()),
         ("product", text.clone()),
@@ -380,11 +395,32 @@ pub async fn register_events(ctx: &SessionContext, input: &EventsInput) -> Resul
     let df = ctx.table("events_input").await?;
     let exprs: Vec<Expr> = spec
         .iter()
-        .map(|(n, t)| cast(col(format!("\"{n}\"")), t.clone()).alias(*n))
+        .map(|(n, t)| {
+            let column = cast(col(format!("\"{n}\"")), t.clone());
+            match t {
+                DataType::Timestamp(..) => utc(column, t).alias(*n),
+                _ => column.alias(*n),
+            }
+        })
         .collect();
     let view = df.select(exprs)?;
     ctx.register_table("events", view.into_view())?;
     Ok(())
+}
+
+/// `ts` (of type `t`) as UTC microseconds. A time zone only labels values that are UTC instants
+/// already, and docs/scoring.md reads a time without one as UTC: the values are relabelled, not
+/// converted (Arrow's cast from a time without a zone to UTC works value by value through the
+/// calendar, a tenth of a run). Other units are converted to microseconds first.
+fn utc(ts: Expr, t: &DataType) -> Expr {
+    let DataType::Timestamp(_, zone) = t else {
+        return cast(ts, utc_micros());
+    };
+    let micros = DataType::Timestamp(
+        datafusion::arrow::datatypes::TimeUnit::Microsecond,
+        zone.clone(),
+    );
+    cast(cast(cast(ts, micros), DataType::Int64), utc_micros())
 }
 
 /// The URL DataFusion reads directory `path` by (a trailing `/` marks it as a directory): an

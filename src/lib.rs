@@ -9,7 +9,6 @@
 //! - `score` and `backfill` are the scoring commands; `cli` wires commands to flags.
 
 pub mod backfill;
-pub mod bucket_fold;
 pub mod cli;
 pub mod cluster;
 pub mod context;
@@ -18,6 +17,7 @@ pub mod error;
 pub mod fold;
 pub mod generate;
 pub mod input;
+pub mod lead_fold_exec;
 pub mod model;
 pub mod output;
 pub mod pipeline;

@@ -11,7 +11,9 @@ use datafusion::dataframe::DataFrame;
 use datafusion::error::DataFusionError;
 use datafusion::execution::context::SQLOptions;
 use datafusion::execution::options::ParquetReadOptions;
-use datafusion::logical_expr::LogicalPlan;
+use datafusion::logical_expr::{Expr, LogicalPlan, SortExpr};
+use datafusion::physical_expr::expressions::Column;
+use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties};
 use datafusion::prelude::SessionContext;
 
 use crate::context::EngineOptions;
@@ -33,6 +35,9 @@ pub struct Pipeline<'a> {
     pub written: Vec<(String, u64)>,
     /// Progress bars for the queries that run.
     pub progress: Progress,
+    /// Whether `lead_activity`'s fold runs in this process and lists the rows it rejects
+    /// (`score::Inputs::fold_then`).
+    pub local_fold: bool,
 }
 
 fn query_error(name: &str, e: impl std::fmt::Display) -> Error {
@@ -77,6 +82,7 @@ impl<'a> Pipeline<'a> {
             engine: engine.clone(),
             written: Vec::new(),
             progress: Progress::off(),
+            local_fold: false,
         }
     }
 
@@ -212,6 +218,7 @@ impl<'a> Pipeline<'a> {
         }
         let task = Arc::new(df.task_ctx());
         let plan = df.create_physical_plan().await?;
+        let ordering = column_ordering(plan.as_ref());
         let watch = self.progress.watch(name, &plan);
         let hold = (kind == Kind::Step).then(|| self.step_memory()).flatten();
         let written = if partitioned {
@@ -252,6 +259,7 @@ impl<'a> Pipeline<'a> {
             rows,
             partitioned,
             batches,
+            ordering,
         })
     }
 
@@ -267,7 +275,15 @@ impl<'a> Pipeline<'a> {
     async fn register(&mut self, name: &str, w: Written) -> Result<()> {
         let _ = self.ctx.deregister_table(name)?;
         if let Some(batches) = w.batches {
-            let table = datafusion::datasource::MemTable::try_new(w.schema, batches)?;
+            // The declared order lets a query that sorts the step the same way (`lead_scores`
+            // by lead) skip its sort.
+            let table = datafusion::datasource::MemTable::try_new(w.schema, batches)?
+                .with_sort_order(
+                    vec![w.ordering]
+                        .into_iter()
+                        .filter(|o| !o.is_empty())
+                        .collect(),
+                );
             self.ctx.register_table(name, Arc::new(table))?;
             self.written.push((name.to_string(), w.rows));
             return Ok(());
@@ -347,6 +363,8 @@ struct Written {
     partitioned: bool,
     /// The rows themselves, when a step stayed in memory (`dir` is then empty).
     batches: Option<Vec<Vec<RecordBatch>>>,
+    /// The order each partition's rows come in, as the plan declared it (by column name).
+    ordering: Vec<SortExpr>,
 }
 
 /// The most bytes of one step's rows kept in memory (see [`Pipeline::step_memory`]): `score`'s
@@ -363,6 +381,25 @@ fn names_table(sql: &str, table: &str) -> bool {
         let after = sql[at + table.len()..].chars().next();
         !before.is_some_and(word) && !after.is_some_and(word)
     })
+}
+
+/// The order of `plan`'s output partitions as sort expressions over its columns by name, as
+/// far as it is plain columns (empty when there is none).
+fn column_ordering(plan: &dyn ExecutionPlan) -> Vec<SortExpr> {
+    let Some(ordering) = plan.output_ordering() else {
+        return Vec::new();
+    };
+    ordering
+        .iter()
+        .map_while(|s| {
+            let column = s.expr.downcast_ref::<Column>()?;
+            Some(SortExpr::new(
+                Expr::Column(datafusion::common::Column::new_unqualified(column.name())),
+                !s.options.descending,
+                s.options.nulls_first,
+            ))
+        })
+        .collect()
 }
 
 /// A history table is written one file per day and partition, so the query's final ORDER BY (a

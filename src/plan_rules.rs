@@ -1,6 +1,6 @@
 //! leadscore's own physical plan rules: [`OnePhaseFold`], added to every session that plans
-//! queries (local, the cluster's scheduler), and, in local sessions only,
-//! [`crate::bucket_fold::BucketFold`] (see [`with_local_rules`]).
+//! queries (local, the cluster's scheduler), and, in local sessions without a memory limit,
+//! [`crate::lead_fold_exec::LeadFoldRule`] (see [`with_local_rules`]).
 
 use std::sync::Arc;
 
@@ -25,9 +25,14 @@ pub fn with_rules(builder: SessionStateBuilder) -> SessionStateBuilder {
 }
 
 /// [`with_rules`] and the rules whose operators only this process runs (never a cluster's
-/// scheduler, whose executors would have to decode them): [`crate::bucket_fold::BucketFold`].
-pub fn with_local_rules(builder: SessionStateBuilder) -> SessionStateBuilder {
-    with_rules(builder).with_physical_optimizer_rule(Arc::new(crate::bucket_fold::BucketFold))
+/// scheduler, whose executors would have to decode them): [`crate::lead_fold_exec::LeadFoldRule`],
+/// unless the session's memory is `bounded` (its operator holds every event and cannot spill).
+pub fn with_local_rules(builder: SessionStateBuilder, bounded: bool) -> SessionStateBuilder {
+    let builder = with_rules(builder);
+    if bounded {
+        return builder;
+    }
+    builder.with_physical_optimizer_rule(Arc::new(crate::lead_fold_exec::LeadFoldRule))
 }
 
 /// Groups by lead in one phase: a `lead_fold` aggregate gets its input rows hash-partitioned by

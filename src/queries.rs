@@ -29,7 +29,10 @@ pub const EMBEDDED: &[(&str, &str)] = embed!(
     "repeated_keys",
     "repeated_keys_grouped",
     "rare_events",
+    "suspect_events",
+    "copy_events",
     "duplicate_events",
+    "no_duplicate_events",
     "kept_events",
     "judged_events",
     "latest_event",
@@ -76,6 +79,37 @@ pub const JUDGE_PIPELINE: &[(&str, Kind)] = &[
     ("judged_rare_events", Kind::View),
 ];
 
+/// [`JUDGE_PIPELINE`] for events without an `event_id` column: no copies to look for, so no
+/// repeated keys, and `rare_events` holds the suspect rows alone (`suspect_events.sql` in its
+/// place: see `score::Inputs::pipeline`).
+pub const JUDGE_PIPELINE_WITHOUT_IDS: &[(&str, Kind)] = &[
+    ("rare_events", Kind::Step),
+    ("duplicate_events", Kind::Step),
+    ("kept_events", Kind::View),
+    ("judged_events", Kind::View),
+    ("kept_rare_events", Kind::View),
+    ("judged_rare_events", Kind::View),
+];
+
+/// Finding copies before the fold when the fold lists the rejected rows itself (one machine,
+/// the shipped `lead_activity.sql`): `rare_events` holds the copies of repeated keys only
+/// (`copy_events.sql`), and nothing judges rows before the fold.
+pub const FOLD_JUDGE_PIPELINE: &[(&str, Kind)] = &[
+    ("repeated_keys", Kind::Step),
+    ("rare_events", Kind::Step),
+    ("duplicate_events", Kind::Step),
+    ("kept_events", Kind::View),
+    ("judged_events", Kind::View),
+];
+
+/// [`FOLD_JUDGE_PIPELINE`] for events without an `event_id` column: nothing to look for
+/// (`duplicate_events` is `no_duplicate_events.sql`).
+pub const FOLD_JUDGE_PIPELINE_WITHOUT_IDS: &[(&str, Kind)] = &[
+    ("duplicate_events", Kind::View),
+    ("kept_events", Kind::View),
+    ("judged_events", Kind::View),
+];
+
 /// A query run from another query's file: `(name, file, [(variable, value)])`.
 pub type Variant = (
     &'static str,
@@ -115,12 +149,33 @@ pub const SCORE_PIPELINE: &[(&str, Kind)] = &[
     ("stage_report", Kind::Output),
 ];
 
+/// The `score` outputs after `lead_activity` when the fold listed the rejected rows itself (they
+/// are `judged_rare_events` then; see `score::Inputs::pipeline`).
+pub const SCORE_OUTPUTS: &[(&str, Kind)] = &[
+    ("lead_scores", Kind::ViewedOutput),
+    ("lead_product_scores", Kind::Output),
+    ("account_scores", Kind::Output),
+    ("stage_report", Kind::Output),
+    ("rejects", Kind::Output),
+];
+
 /// The `backfill` pipeline after [`JUDGE_PIPELINE`]: the same queries over many snapshot days.
 pub const BACKFILL_PIPELINE: &[(&str, Kind)] = &[
     ("rejects", Kind::Output),
     ("lead_activity", Kind::View),
     ("lead_scores", Kind::History("lead_score_history")),
     ("account_scores", Kind::History("account_score_history")),
+];
+
+/// [`BACKFILL_PIPELINE`] when the fold lists the rejected rows itself: the fold (inside
+/// `lead_scores`), then the outputs that follow it.
+pub const BACKFILL_FOLD: &[(&str, Kind)] = &[
+    ("lead_activity", Kind::View),
+    ("lead_scores", Kind::History("lead_score_history")),
+];
+pub const BACKFILL_OUTPUTS: &[(&str, Kind)] = &[
+    ("account_scores", Kind::History("account_score_history")),
+    ("rejects", Kind::Output),
 ];
 
 /// The `weights` pipeline after [`JUDGE_PIPELINE`] (SPEC §4.8).
@@ -173,6 +228,13 @@ impl QuerySource {
         template.expand_with(name, &self.text(name)?, own)
     }
 
+    /// Whether the directory of queries has its own `name.sql`.
+    pub fn overrides(&self, name: &str) -> bool {
+        self.dir
+            .as_ref()
+            .is_some_and(|d| d.join(format!("{name}.sql")).exists())
+    }
+
     /// Makes query `name` run from file `file` (`file.sql`, embedded or in the directory).
     pub fn run_from(&mut self, name: &str, file: &str) {
         self.files.retain(|(n, _)| n != name);
@@ -207,8 +269,6 @@ impl QuerySource {
 #[derive(Clone, Debug, Default)]
 pub struct Template {
     vars: BTreeMap<String, String>,
-    /// The fold's parameters behind `${fold}`, kept to set its `lead_bits`.
-    fold: Option<FoldSpec>,
 }
 
 impl Template {
@@ -312,8 +372,7 @@ impl Template {
             model.stages.len(),
             products,
         );
-        t.fold = Some(spec);
-        t.set_lead_bits(0);
+        t.set("fold", string(&spec.to_json()));
         t.set_fold_input(false);
         let scored: Vec<ScoredRule> = model
             .actions
@@ -408,22 +467,6 @@ impl Template {
         self.set("fold_text", text);
         self.set("fold_input", sql);
         self.set("fold_rows", rows);
-    }
-
-    /// Sets `${fold}` and `${fold_group}` for groups of leads whose ids differ only in their low
-    /// `bits` (integer ids; see `udf::lead_buckets`), or for one lead per group when `bits` is 0.
-    pub fn set_lead_bits(&mut self, bits: u32) {
-        if let Some(spec) = &mut self.fold {
-            spec.lead_bits = bits;
-            let json = spec.to_json();
-            self.set("fold", string(&json));
-        }
-        let group = if bits == 0 {
-            "r.lead_id".to_string()
-        } else {
-            format!("r.lead_id >> {bits}")
-        };
-        self.set("fold_group", group);
     }
 
     /// Adds `${window_from}` and `${window_to}`: the bounds of a window `[from, to)` of times, as

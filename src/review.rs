@@ -20,9 +20,7 @@ use crate::fold::{MICROS_PER_DAY, Snapshots};
 use crate::input;
 use crate::model::Model;
 use crate::output::Staging;
-use crate::queries::{
-    JUDGE_PIPELINE, Kind, REVIEW_MODEL_PIPELINE, Template, duration_literal, string,
-};
+use crate::queries::{Kind, REVIEW_MODEL_PIPELINE, Template, duration_literal, string};
 use crate::score::{Inputs, latest_event_day, provisional_day};
 use crate::weights::check_window;
 
@@ -118,8 +116,9 @@ pub async fn review(opts: &ReviewOptions) -> Result<ReviewSummary> {
         &Snapshots::one(provisional_day()),
         false,
         &opts.engine,
+        false,
     )?;
-    pipeline.run_all(JUDGE_PIPELINE).await?;
+    pipeline.run_all(inputs.judge_pipeline(&pipeline)).await?;
     pipeline.run("opportunities", Kind::View).await?;
     let to = match opts.to {
         Some(d) => d,
@@ -132,7 +131,6 @@ pub async fn review(opts: &ReviewOptions) -> Result<ReviewSummary> {
     for model in &models {
         let mut t = Template::for_model(model, &Snapshots::one(last_day), false);
         t.set_fit(model, inputs.leads.path.is_some());
-        t.set_lead_bits(inputs.lead_bits);
         t.set_window(opts.from, Some(to));
         t.set(
             "window_span",

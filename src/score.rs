@@ -2,6 +2,7 @@
 //! `lead_scores`, `lead_product_scores`, `account_scores`, `stage_report` and `rejects`.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, NaiveDate};
@@ -13,10 +14,14 @@ use crate::context::{EngineOptions, session};
 use crate::error::{Error, Result};
 use crate::fold::Snapshots;
 use crate::input::{self, EventsInput, LeadsInput};
+use crate::lead_fold_exec::{FoldOptions, LeadIdRange, Rejected};
 use crate::model::Model;
 use crate::output::Staging;
 use crate::pipeline::{Pipeline, count};
-use crate::queries::{JUDGE_PIPELINE, QuerySource, SCORE_PIPELINE, Template};
+use crate::queries::{
+    FOLD_JUDGE_PIPELINE, FOLD_JUDGE_PIPELINE_WITHOUT_IDS, JUDGE_PIPELINE,
+    JUDGE_PIPELINE_WITHOUT_IDS, Kind, QuerySource, SCORE_OUTPUTS, SCORE_PIPELINE, Template,
+};
 
 /// What `score` needs.
 #[derive(Clone, Debug)]
@@ -69,8 +74,6 @@ pub struct Inputs {
     pub model: Model,
     pub events: EventsInput,
     pub leads: LeadsInput,
-    /// The fold's `lead_bits` for these inputs (see [`lead_bits`]).
-    pub lead_bits: u32,
 }
 
 impl Inputs {
@@ -94,18 +97,21 @@ impl Inputs {
         if let Some(path) = &leads.path {
             model.check_fit_columns(&leads.columns, path)?;
         }
-        let lead_bits = lead_bits(&ctx, &events, engine).await?;
-        Ok(Inputs {
+        let range = lead_id_range(&ctx, &events).await?;
+        let inputs = Inputs {
             ctx,
             model,
             events,
             leads,
-            lead_bits,
-        })
+        };
+        inputs.set_fold_options(|o| o.range = range);
+        Ok(inputs)
     }
 
     /// A pipeline over these inputs writing into `staging`, with the queries of `queries` (if
     /// given) over the shipped ones, the template for `snapshots`, and progress bars.
+    /// `fold_rejects`: the command's rejected rows may come from its fold (`score` and
+    /// `backfill`, whose `lead_activity` sees every row; see [`Inputs::fold_then`]).
     pub fn pipeline<'a>(
         &'a self,
         staging: &'a Staging,
@@ -113,19 +119,92 @@ impl Inputs {
         snapshots: &Snapshots,
         products: bool,
         engine: &EngineOptions,
+        fold_rejects: bool,
     ) -> Result<Pipeline<'a>> {
         let mut source = QuerySource::new(queries)?;
+        let local_fold = fold_rejects
+            && engine.cluster.is_none()
+            && engine.memory_limit.is_none()
+            && !["lead_activity", "rejects"]
+                .iter()
+                .any(|q| source.overrides(q));
+        match (self.events.event_id, local_fold) {
+            (None, true) => source.run_from("duplicate_events", "no_duplicate_events"),
+            (None, false) => source.run_from("rare_events", "suspect_events"),
+            (Some(_), true) => source.run_from("rare_events", "copy_events"),
+            (Some(_), false) => {}
+        }
         if !repeated_keys_fit(self.events.rows(), engine.memory_limit) {
             source.run_from("repeated_keys", "repeated_keys_grouped");
         }
-        Ok(Pipeline::new(
+        let mut pipeline = Pipeline::new(
             &self.ctx,
             source,
             self.template(snapshots, products),
             staging,
             engine,
         )
-        .with_progress(&self.events.path, self.events.rows()))
+        .with_progress(&self.events.path, self.events.rows());
+        pipeline.local_fold = local_fold;
+        Ok(pipeline)
+    }
+
+    /// Finding copies (and, unless the fold lists them, suspect rows) for these events: without
+    /// an `event_id` column there are no copies, so no repeated keys to find.
+    pub fn judge_pipeline(&self, pipeline: &Pipeline) -> &'static [(&'static str, Kind)] {
+        match (self.events.event_id.is_some(), pipeline.local_fold) {
+            (true, true) => FOLD_JUDGE_PIPELINE,
+            (false, true) => FOLD_JUDGE_PIPELINE_WITHOUT_IDS,
+            (true, false) => JUDGE_PIPELINE,
+            (false, false) => JUDGE_PIPELINE_WITHOUT_IDS,
+        }
+    }
+
+    /// Runs `before` (whose queries fold the leads, `lead_activity` among them) with a place for
+    /// the rows the fold rejects, registers those rows as `judged_rare_events` (what
+    /// `rejects.sql` reads), and runs `after`. Without a local fold, the pipeline judged the
+    /// suspect rows beforehand: `before` and `after` simply run in turn.
+    pub async fn fold_then(
+        &self,
+        pipeline: &mut Pipeline<'_>,
+        before: &[(&str, Kind)],
+        after: &[(&str, Kind)],
+    ) -> Result<()> {
+        if !pipeline.local_fold {
+            pipeline.run_all(before).await?;
+            return pipeline.run_all(after).await;
+        }
+        let rejected: Rejected = Default::default();
+        self.set_fold_options(|o| o.rejected = Some(Arc::clone(&rejected)));
+        let ran = pipeline.run_all(before).await;
+        self.set_fold_options(|o| o.rejected = None);
+        ran?;
+        let rows = rejected
+            .lock()
+            .map_err(|_| Error::Internal("the fold's rejected rows were lost".into()))?
+            .take()
+            .ok_or_else(|| {
+                Error::Internal(
+                    "lead_activity was not folded by the local fold, which lists the rejected \
+                     rows"
+                        .into(),
+                )
+            })?;
+        let table = datafusion::datasource::MemTable::try_new(rows.schema(), vec![vec![rows]])?;
+        let _ = self.ctx.deregister_table("judged_rare_events")?;
+        self.ctx
+            .register_table("judged_rare_events", Arc::new(table))?;
+        pipeline.run_all(after).await
+    }
+
+    /// Changes the session's options for the local fold.
+    fn set_fold_options(&self, change: impl FnOnce(&mut FoldOptions)) {
+        let state = self.ctx.state_ref();
+        let mut state = state.write();
+        let extensions = &mut state.config_mut().options_mut().extensions;
+        let mut options = extensions.get::<FoldOptions>().cloned().unwrap_or_default();
+        change(&mut options);
+        extensions.insert(options);
     }
 
     /// The scoring template for the snapshot days of `snapshots`; `products` asks for the
@@ -133,28 +212,17 @@ impl Inputs {
     pub fn template(&self, snapshots: &Snapshots, products: bool) -> Template {
         let mut t = Template::for_model(&self.model, snapshots, products);
         t.set_fit(&self.model, self.leads.path.is_some());
-        t.set_lead_bits(self.lead_bits);
         t
     }
 }
 
-/// How many low bits of an integer lead id the fold's buckets span when the ids are dense.
-pub const LEAD_BITS: u32 = 8;
-
-/// The fold's `lead_bits` (`udf::lead_buckets`): [`LEAD_BITS`] for integer lead ids spanning
-/// (lowest to highest, over events and leads) at most a quarter of the event rows, or 65,536, so
-/// that the fold's room per possible lead stays a few bytes per row; 0 (a group per lead) for
-/// text ids, wider spans, and under a memory limit, where a backfill's rows come sorted by lead
-/// and each lead's group ends as its rows do. The bounds come from the files' statistics when
-/// they have them (no scan).
-async fn lead_bits(
-    ctx: &SessionContext,
-    events: &EventsInput,
-    engine: &EngineOptions,
-) -> Result<u32> {
+/// The range of integer lead ids over the events and the leads table, from the files'
+/// statistics when they have them (no scan): the local fold's parts are ranges of it (see
+/// `lead_fold_exec`). `None` for text ids.
+async fn lead_id_range(ctx: &SessionContext, events: &EventsInput) -> Result<Option<LeadIdRange>> {
     use datafusion::arrow::datatypes::Int64Type;
-    if events.lead_id != input::IdKind::Int || engine.memory_limit.is_some() {
-        return Ok(0);
+    if events.lead_id != input::IdKind::Int {
+        return Ok(None);
     }
     let (mut lo, mut hi) = (i64::MAX, i64::MIN);
     for table in ["events", "leads"] {
@@ -172,12 +240,11 @@ async fn lead_bits(
             }
         }
     }
-    if lo > hi {
-        return Ok(0);
-    }
-    let span = i128::from(hi) - i128::from(lo) + 1;
-    let room = (i128::from(events.rows()) / 4).max(1 << 16);
-    Ok(if span <= room { LEAD_BITS } else { 0 })
+    Ok((lo <= hi).then_some(LeadIdRange {
+        lo,
+        hi,
+        rows: events.rows(),
+    }))
 }
 
 /// Whether `repeated_keys` (which holds 8 bytes per row and sorts them with as many again, and
@@ -215,6 +282,9 @@ pub async fn score(opts: &ScoreOptions) -> Result<ScoreSummary> {
         &opts.engine,
     )
     .await?;
+    if opts.engine.timings {
+        eprintln!("inputs: {:.3} s", started.elapsed().as_secs_f64());
+    }
     crate::delta::check_targets(&opts.out, SCORE_TABLES, opts.engine.format)?;
     let staging = Staging::new(&opts.out).await?;
     let mut pipeline = inputs.pipeline(
@@ -223,16 +293,27 @@ pub async fn score(opts: &ScoreOptions) -> Result<ScoreSummary> {
         &Snapshots::one(provisional_day()),
         true,
         &opts.engine,
+        true,
     )?;
 
     // Duplicates and judging do not depend on the cutoff: run them once, find the day if needed.
-    pipeline.run_all(JUDGE_PIPELINE).await?;
+    pipeline.run_all(inputs.judge_pipeline(&pipeline)).await?;
     let as_of = match opts.as_of {
         Some(d) => d,
         None => latest_event_day(&pipeline, &inputs.events).await?,
     };
     pipeline.template = inputs.template(&Snapshots::one(as_of), true);
-    pipeline.run_all(SCORE_PIPELINE).await?;
+    if pipeline.local_fold {
+        inputs
+            .fold_then(
+                &mut pipeline,
+                &[("lead_activity", Kind::Step)],
+                SCORE_OUTPUTS,
+            )
+            .await?;
+    } else {
+        pipeline.run_all(SCORE_PIPELINE).await?;
+    }
 
     pipeline.report_memory();
     let ctx = &inputs.ctx;

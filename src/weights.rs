@@ -23,7 +23,7 @@ use crate::input;
 use crate::model::Model;
 use crate::output::Staging;
 use crate::pipeline::count;
-use crate::queries::{JUDGE_PIPELINE, WEIGHTS_PIPELINE};
+use crate::queries::WEIGHTS_PIPELINE;
 use crate::score::{Inputs, provisional_day, refuse_rejects, reject_reasons};
 
 /// What `weights` needs.
@@ -125,9 +125,10 @@ pub async fn weights(opts: &WeightsOptions) -> Result<WeightsSummary> {
         &Snapshots::one(provisional_day()),
         false,
         &opts.engine,
+        false,
     )?;
     pipeline.template.set_window(opts.from, opts.to);
-    pipeline.run_all(JUDGE_PIPELINE).await?;
+    pipeline.run_all(inputs.judge_pipeline(&pipeline)).await?;
     pipeline.run_all(WEIGHTS_PIPELINE).await?;
     pipeline.report_memory();
 

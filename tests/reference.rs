@@ -707,6 +707,95 @@ fn generated_cutoff_edges() {
     );
 }
 
+/// Rows in time order (nulls first), as many logs are written.
+fn time_ordered(events: &[data::Event]) -> Vec<data::Event> {
+    let mut sorted = events.to_vec();
+    sorted.sort_by_key(|e| e.ts);
+    sorted
+}
+
+/// Integer ids spread over a wide range (`id × 1,000,003 − 5·10^12`), in events and leads alike:
+/// too wide to number leads by offset.
+fn sparse_ids(data: &mut Dataset) {
+    let spread = |id: &mut data::Id| {
+        if let data::Id::Int(v) = id {
+            *v = *v * 1_000_003 - 5_000_000_000_000;
+        }
+    };
+    for e in &mut data.events {
+        if let Some(id) = e.lead_id.as_mut() {
+            spread(id);
+        }
+    }
+    for l in &mut data.leads {
+        spread(&mut l.lead_id);
+    }
+}
+
+/// Logs without an `event_id` column (no row is a copy of another, so the generated copies all
+/// count), in time order: integer ids counting up, and the same ids spread wide.
+#[test]
+fn shapes_without_event_id_in_time_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let [exp, lin, _, floor, _] = models(dir.path());
+    let layout = EventsLayout {
+        event_id: false,
+        ..Default::default()
+    };
+    let mut data = dataset(6, true, true);
+    data.events = time_ordered(&data.events);
+    let events = dir.path().join("events.parquet");
+    datagen::write_events_file(&events, &data.events, &layout);
+    let leads = dir.path().join("leads.parquet");
+    datagen::write_leads_parquet(&leads, &data);
+    sparse_ids(&mut data);
+    let sparse = dir.path().join("sparse.parquet");
+    datagen::write_events_file(&sparse, &data.events, &layout);
+    let sparse_leads = dir.path().join("sparse-leads.parquet");
+    datagen::write_leads_parquet(&sparse_leads, &data);
+    check_all(
+        &[
+            Case::new("exp-default", &events, Some(&leads), &exp),
+            Case::new("lin-mid", &events, Some(&leads), &lin).at(day(2025, 3, 15)),
+            Case::new("sparse-exp", &sparse, Some(&sparse_leads), &exp),
+            Case::new("sparse-floor-mid", &sparse, Some(&sparse_leads), &floor)
+                .at(day(2025, 4, 30)),
+        ],
+        dir.path(),
+    );
+}
+
+/// Text lead ids in time order: with text `event_id`s and their copies, and without the column.
+#[test]
+fn shapes_text_ids_in_time_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let [exp, lin, flat, _, _] = models(dir.path());
+    let mut data = dataset(7, false, false);
+    data.events = time_ordered(&data.events);
+    let with_ids = dir.path().join("with-ids.parquet");
+    datagen::write_events_file(&with_ids, &data.events, &EventsLayout::default());
+    let without = dir.path().join("without-ids.parquet");
+    datagen::write_events_file(
+        &without,
+        &data.events,
+        &EventsLayout {
+            event_id: false,
+            ..Default::default()
+        },
+    );
+    let leads = dir.path().join("leads.parquet");
+    datagen::write_leads_parquet(&leads, &data);
+    check_all(
+        &[
+            Case::new("ids-exp", &with_ids, Some(&leads), &exp),
+            Case::new("ids-lin-mid", &with_ids, None, &lin).at(day(2025, 2, 20)),
+            Case::new("no-ids-exp", &without, Some(&leads), &exp),
+            Case::new("no-ids-flat", &without, None, &flat),
+        ],
+        dir.path(),
+    );
+}
+
 /// The shipped fixtures, when they exist.
 #[test]
 fn shipped_fixtures() {

@@ -20,10 +20,14 @@
 //! out (that join copied every row). A marked row with no equal row in its group is ignored, and
 //! a marked row that a check rejects cancels nothing (its copy was rejected too).
 //!
+//! `event_id` (optional, after the lead arguments): the row's id. The fold's result does not
+//! depend on it; it lets an engine that reads the events once report the rows the checks reject
+//! with all their columns (see `lead_fold_exec`).
+//!
 //! `lead_id` and `account_id` (optional, together): each snapshot also carries the lead's id and
-//! account (the first non-null `account_id` of its rows), and a group may be a bucket of many
-//! leads, told apart by the low `lead_bits` of their ids (a `spec` field): see `lead_buckets`,
-//! which `lead_activity.sql` uses to group a few thousand buckets instead of every lead.
+//! account (the first non-null `account_id` of its rows). A group may also be a bucket of many
+//! leads, told apart by the low `lead_bits` of their ids (a `spec` field, see `lead_buckets`);
+//! the shipped `lead_activity.sql` groups by lead (`lead_bits` 0).
 //!
 //! `rules` is a constant JSON list, in model-file order, of
 //! `{"action", "assets" (globs or null), "points", "fraction", "stage_rank" (or null)}`
@@ -43,8 +47,7 @@
 //!
 //! Why a second entry to the fold: judging in SQL (two filters, the rule number, a join with the
 //! rule table, the points) made the engine write every event row out step after step before the
-//! fold read it (about 1.7 s of CPU at 20M events, see docs/architecture.md); read raw, each
-//! row is judged once, in place.
+//! fold read it; read raw, each row is judged once, in place.
 
 use std::sync::Arc;
 
@@ -65,13 +68,15 @@ use super::match_rule::{RuleMatcher, RulePattern};
 use super::{coerce_id, coerce_number, coerce_text, literal_arg, literal_text};
 
 pub(crate) const NAME: &str = "fold_events";
-const RULES_ARG: usize = 6;
-const SPEC_ARG: usize = 7;
+pub(crate) const RULES_ARG: usize = 6;
+pub(crate) const SPEC_ARG: usize = 7;
 /// The optional last argument: whether the row is a dropped copy.
 pub(crate) const DROPPED_ARG: usize = 8;
 /// The optional lead id and account arguments after `dropped` (see `lead_buckets`).
-const LEAD_ARG: usize = 9;
-const ACCOUNT_ARG: usize = 10;
+pub(crate) const LEAD_ARG: usize = 9;
+pub(crate) const ACCOUNT_ARG: usize = 10;
+/// The optional last argument: the row's `event_id`, carried for the rows a check rejects.
+pub(crate) const EVENT_ARG: usize = 11;
 
 /// One `[[action]]` rule with what it is worth, as `fold_events` takes it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -161,10 +166,11 @@ impl AggregateUDFImpl for FoldEventsFunc {
     }
 
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
-        if ![8, 9, 11].contains(&arg_types.len()) {
+        if ![8, 9, 11, 12].contains(&arg_types.len()) {
             return plan_err!(
                 "fold_events(ts, action, asset, product, value, fit, rules, spec \
-                 [, dropped [, lead_id, account_id]]) takes 8, 9 or 11 arguments"
+                 [, dropped [, lead_id, account_id [, event_id]]]) takes 8, 9, 11 or 12 \
+                 arguments"
             );
         }
         let mut types = vec![
@@ -186,6 +192,9 @@ impl AggregateUDFImpl for FoldEventsFunc {
         if let (Some(lead), Some(account)) = (arg_types.get(LEAD_ARG), arg_types.get(ACCOUNT_ARG)) {
             types.push(coerce_id(NAME, "lead_id", lead)?);
             types.push(account.clone());
+        }
+        if let Some(event_id) = arg_types.get(EVENT_ARG) {
+            types.push(coerce_id(NAME, "event_id", event_id)?);
         }
         Ok(types)
     }

@@ -42,6 +42,8 @@ use super::lead_fold::LeadFoldGroups;
 /// The most bits of a lead id a bucket spans.
 pub(crate) const MAX_LEAD_BITS: u32 = 16;
 const NO_ACCOUNT: u32 = u32::MAX;
+/// `fold_events`' account argument: the last one the fold reads.
+const ACCOUNT_ARG: usize = 10;
 
 /// `fields` (a fold's snapshot fields) and the two that `fold_events` adds when it is given lead
 /// ids and accounts.
@@ -149,79 +151,6 @@ impl LeadBuckets {
             account_rows: 0,
             slots: Vec::new(),
         })
-    }
-
-    /// How many low bits of a lead id a group spans (0: a group is one lead).
-    pub(crate) fn lead_bits(&self) -> u32 {
-        self.bits
-    }
-
-    /// Adds everything `other` holds (`lead_bits` > 0, the same for both), its groups numbered
-    /// as this one's: the merge of accumulators that folded different rows of the same buckets
-    /// (see `crate::bucket_fold`). A lead of both keeps this one's account, if it has one.
-    pub(crate) fn absorb(&mut self, other: LeadBuckets) -> Result<()> {
-        if self.bits == 0 || other.bits != self.bits {
-            return exec_err!(
-                "fold_events: only folds of the same buckets merge (lead_bits {} and {})",
-                self.bits,
-                other.bits
-            );
-        }
-        self.reserve(other.groups);
-        for (g, theirs) in other.buckets.iter().enumerate() {
-            match (self.buckets[g], *theirs) {
-                (None, Some(b)) => self.buckets[g] = Some(b),
-                (Some(a), Some(b)) if a != b => {
-                    let bits = self.bits;
-                    return exec_err!(
-                        "fold_events: one group holds lead ids {} and {}, of different buckets: \
-                         with lead_bits {bits}, group by lead_id >> {bits}",
-                        a << bits,
-                        b << bits
-                    );
-                }
-                _ => {}
-            }
-        }
-        let base = self.account_rows as u32;
-        for (slot, &row) in other.account_of.iter().enumerate() {
-            if row != NO_ACCOUNT && self.account_of[slot] == NO_ACCOUNT {
-                self.account_of[slot] = base + row;
-            }
-        }
-        self.accounts.extend(other.accounts);
-        self.account_rows += other.account_rows;
-        self.inner.absorb(other.inner);
-        Ok(())
-    }
-
-    /// Removes groups `0..n` into an accumulator of their own (`lead_bits` > 0); the others'
-    /// groups shift down by `n`. Cheap when `n` is a multiple of [`Self::split_groups`].
-    pub(crate) fn split_first(&mut self, n: usize) -> LeadBuckets {
-        self.reserve(n);
-        let piece = LeadBuckets {
-            inner: self.inner.split_first(n << self.bits),
-            fold_state_fields: self.fold_state_fields,
-            bits: self.bits,
-            lead_type: self.lead_type.clone(),
-            account_type: self.account_type.clone(),
-            groups: n,
-            buckets: self.buckets.drain(..n).collect(),
-            leads: Vec::new(),
-            lead_count: 0,
-            account_of: self.account_of.drain(..n << self.bits).collect(),
-            // Both keep every piece of accounts (shared, not copied): the rows stay valid.
-            accounts: self.accounts.clone(),
-            account_rows: self.account_rows,
-            slots: Vec::new(),
-        };
-        self.groups -= n;
-        piece
-    }
-
-    /// The groups `split_first` cuts at cheaply: those of one bucket of the fold's events.
-    pub(crate) fn split_groups(&self) -> usize {
-        (LeadFoldGroups::SPLIT_GROUPS >> self.bits).max(1)
     }
 
     /// Leads per group.
@@ -397,8 +326,10 @@ impl LeadBuckets {
         }
     }
 
-    /// The splits of `values`: the fold's arguments, the lead ids, the accounts.
+    /// The splits of `values`: the fold's arguments, the lead ids, the accounts (an `event_id`
+    /// after them plays no part in the fold).
     fn split(values: &[ArrayRef]) -> Result<(&[ArrayRef], &ArrayRef, &ArrayRef)> {
+        let values = &values[..values.len().min(ACCOUNT_ARG + 1)];
         match values {
             [fold @ .., ids, accounts] => Ok((fold, ids, accounts)),
             _ => exec_err!("fold_events: lead_id and account_id are missing"),

@@ -39,7 +39,7 @@
 //!
 //! Why one aggregate that sorts for itself: DataFusion does not hand an aggregate its rows in
 //! order, and a window function would not spill. A grouped aggregate spills, and this one keeps
-//! about 30 bytes per event in flat vectors. At the end it buckets the events by group (a counting
+//! 24 bytes per event in chunked buckets. At the end it buckets the events by group (a counting
 //! sort), sorts each lead's events by `(ts, points)` — a no-op check when they arrive in order —
 //! and walks them once, emitting each snapshot as the walk passes its cutoff: the cost grows with
 //! events + leads × snapshots. Sorting ties by points makes float sums depend on the set of events
@@ -73,7 +73,7 @@ use super::{Rows, coerce_number, coerce_text, literal_arg, literal_text, passes}
 use crate::fold::{Decay, Folder, Snapshots, epoch_days};
 
 pub(crate) const NAME: &str = "lead_fold";
-const NO_PRODUCT: u32 = u32::MAX;
+pub(crate) const NO_PRODUCT: u32 = u32::MAX;
 const SPEC_ARG: usize = 6;
 
 /// The timestamp type of event times and of `mql_at`.
@@ -215,9 +215,95 @@ impl Params {
     }
 
     /// The last snapshot's cutoff: events at or after it count in no snapshot.
-    fn last_cutoff(&self) -> i64 {
+    pub(crate) fn last_cutoff(&self) -> i64 {
         self.cutoffs.last().copied().unwrap_or(i64::MIN)
     }
+
+    /// The stage code of a rule's stage rank: the rank when it names a declared stage, else 0.
+    pub(crate) fn stage_code(&self, rank: i64) -> u16 {
+        if rank >= 1 && (rank as usize) <= self.stages {
+            rank as u16
+        } else {
+            0
+        }
+    }
+
+    /// How many stages the model declares.
+    pub(crate) fn stages(&self) -> usize {
+        self.stages
+    }
+}
+
+/// Why a row is rejected (docs/scoring.md, "Reading the input", item 3): the first of these that applies. The
+/// same texts, in the same order, are `judged_events.sql`'s `reason`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Reason {
+    NullLead,
+    NullTs,
+    NullAction,
+    Fraction,
+    Nps,
+}
+
+impl Reason {
+    pub(crate) fn text(self) -> &'static str {
+        match self {
+            Reason::NullLead => "null lead_id",
+            Reason::NullTs => "null ts",
+            Reason::NullAction => "null action",
+            Reason::Fraction => "fraction outside 0..1",
+            Reason::Nps => "nps answer outside 0..10",
+        }
+    }
+}
+
+/// What a raw event row is once judged.
+pub(crate) enum Judged {
+    /// A good event before the last cutoff, and its answer if it is an `nps_response`.
+    Event(Event, Option<f64>),
+    /// A good event at or after the last cutoff: in no snapshot.
+    Later,
+    Rejected(Reason),
+}
+
+/// Row `i` of `args`, a raw event row with a lead id, judged as docs/scoring.md ("Reading the input", item 3,
+/// "Matching", "Points") says: rejected for a null `ts` or `action`, a fraction rule's value
+/// outside 0..1 (null included), or an `nps_response` answer outside 0..10 (see [`within`] for
+/// NaN and -0.0), in that order; otherwise its event (the first matching rule's points, times
+/// `value` for a fraction rule, and stage; no points when no rule matches; no product yet;
+/// marked when the row is a dropped copy) and, for an `nps_response`, its answer.
+pub(crate) fn judge_raw_row(params: &Params, judge: &Judge, args: &RawArgs, i: usize) -> Judged {
+    if args.ts.is_null(i) {
+        return Judged::Rejected(Reason::NullTs);
+    }
+    if args.action.is_null(i) {
+        return Judged::Rejected(Reason::NullAction);
+    }
+    let value = args.value.is_valid(i).then(|| args.value.value(i));
+    let rule = args
+        .rule
+        .is_valid(i)
+        .then(|| &judge.rules[args.rule.value(i) as usize - 1]);
+    let points = match rule {
+        Some(r) if r.fraction => match value {
+            Some(v) if within(v, 1.0) => Some(r.points * v),
+            _ => return Judged::Rejected(Reason::Fraction),
+        },
+        Some(r) => Some(r.points),
+        None => None,
+    };
+    let is_nps = is_nps_response(&args.action, i);
+    if is_nps && !value.is_some_and(|v| within(v, 10.0)) {
+        return Judged::Rejected(Reason::Nps);
+    }
+    let ts = args.ts.value(i);
+    if ts >= params.last_cutoff() {
+        return Judged::Later;
+    }
+    let stage = rule.map_or(0, |r| params.stage_code(r.stage_rank.unwrap_or(0)));
+    let dropped = args.dropped.is_some_and(|d| d.is_valid(i) && d.value(i));
+    let event = Event::new(ts, points, NO_PRODUCT, stage).marked(dropped);
+    Judged::Event(event, value.filter(|_| is_nps))
 }
 
 fn list_of(t: DataType) -> DataType {
@@ -444,29 +530,6 @@ impl Events {
         self.len
     }
 
-    /// Adds `other`'s events, whose groups are numbered as this one's: each bucket takes the
-    /// other's chunks as they are (no event is copied).
-    fn absorb(&mut self, other: Events) {
-        if self.buckets.len() < other.buckets.len() {
-            self.buckets.resize_with(other.buckets.len(), Vec::new);
-        }
-        for (chunks, theirs) in self.buckets.iter_mut().zip(other.buckets) {
-            chunks.extend(theirs);
-        }
-        self.len += other.len;
-        self.capacity += other.capacity;
-        self.dropped |= other.dropped;
-    }
-
-    /// Gives every event with a product the id `ids` holds at its old one.
-    fn renumber_products(&mut self, ids: &[u32]) {
-        for e in self.buckets.iter_mut().flatten().flatten() {
-            if e.product != NO_PRODUCT {
-                e.product = ids[e.product as usize];
-            }
-        }
-    }
-
     fn bytes(&self) -> usize {
         let chunks: usize = self.buckets.iter().map(Vec::capacity).sum();
         (self.buckets.capacity() + chunks) * size_of::<Vec<Event>>()
@@ -545,12 +608,12 @@ impl Events {
 
 /// One event of a lead: 24 bytes.
 #[derive(Clone, Copy, Debug, Default)]
-struct Event {
-    ts: i64,
+pub(crate) struct Event {
+    pub(crate) ts: i64,
     /// The event's points; 0 when unmatched.
-    points: f64,
-    product: u32,
-    stage: u16,
+    pub(crate) points: f64,
+    pub(crate) product: u32,
+    pub(crate) stage: u16,
     /// [`MATCHED`], [`DROPPED`], and the group's low bits ([`SLOT_BITS`]) within its bucket of
     /// [`Events`].
     tag: u16,
@@ -565,7 +628,7 @@ const _: () = assert!(SLOTS <= DROPPED as usize && size_of::<Event>() == 24);
 
 impl Event {
     /// An event with `points` (None when unmatched).
-    fn new(ts: i64, points: Option<f64>, product: u32, stage: u16) -> Self {
+    pub(crate) fn new(ts: i64, points: Option<f64>, product: u32, stage: u16) -> Self {
         Event {
             ts,
             points: points.unwrap_or(0.0),
@@ -575,16 +638,16 @@ impl Event {
         }
     }
 
-    fn matched(&self) -> bool {
+    pub(crate) fn matched(&self) -> bool {
         self.tag & MATCHED != 0
     }
 
-    fn dropped(&self) -> bool {
+    pub(crate) fn dropped(&self) -> bool {
         self.tag & DROPPED != 0
     }
 
     /// The event, marked as a dropped copy when `dropped` (see [`DROPPED`]).
-    fn marked(mut self, dropped: bool) -> Self {
+    pub(crate) fn marked(mut self, dropped: bool) -> Self {
         if dropped {
             self.tag |= DROPPED;
         }
@@ -597,13 +660,34 @@ impl Event {
 
     /// Time, then matched before unmatched, then points: a fixed order for every tie. A dropped
     /// copy orders equal to the event it copies.
-    fn key_cmp(&self, other: &Event) -> std::cmp::Ordering {
+    pub(crate) fn key_cmp(&self, other: &Event) -> std::cmp::Ordering {
         self.ts
             .cmp(&other.ts)
             .then(other.matched().cmp(&self.matched()))
             .then(self.points.total_cmp(&other.points))
             .then(self.product.cmp(&other.product))
             .then(self.stage.cmp(&other.stage))
+    }
+}
+
+/// Sorts a lead's events by [`Event::key_cmp`]: by time alone first (one comparison of a
+/// number, where events at the same time are rare), then each run of equal times by the whole
+/// key. Events that arrive in order are only checked.
+pub(crate) fn sort_events(lead: &mut [Event]) {
+    if lead.windows(2).all(|w| w[0].key_cmp(&w[1]).is_le()) {
+        return;
+    }
+    lead.sort_unstable_by_key(|e| e.ts);
+    let mut i = 0;
+    while i < lead.len() {
+        let mut j = i + 1;
+        while j < lead.len() && lead[j].ts == lead[i].ts {
+            j += 1;
+        }
+        if j - i > 1 {
+            lead[i..j].sort_unstable_by(Event::key_cmp);
+        }
+        i = j;
     }
 }
 
@@ -616,7 +700,7 @@ pub(crate) fn within(v: f64, hi: f64) -> bool {
 /// Removes from `rows`, sorted so that equal rows are together, each dropped copy and one equal
 /// row that is not dropped (a dropped copy without one is removed alone); the rows left are
 /// moved to the front, in order, and their number returned.
-fn cancel_dropped<T: Copy>(
+pub(crate) fn cancel_dropped<T: Copy>(
     rows: &mut [T],
     equal: impl Fn(&T, &T) -> bool,
     dropped: impl Fn(&T) -> bool,
@@ -671,14 +755,6 @@ impl Answers {
         self.group.capacity()
             * (size_of::<u32>() + size_of::<i64>() + size_of::<f64>() + size_of::<bool>())
     }
-
-    /// Adds `other`'s answers, whose groups are numbered as this one's.
-    fn absorb(&mut self, other: Answers) {
-        self.group.extend(other.group);
-        self.ts.extend(other.ts);
-        self.value.extend(other.value);
-        self.dropped.extend(other.dropped);
-    }
 }
 
 impl Rows for Answers {
@@ -692,15 +768,15 @@ impl Rows for Answers {
 
 /// Product names, interned to small numbers.
 #[derive(Clone, Debug, Default)]
-struct Products {
-    names: Vec<String>,
+pub(crate) struct Products {
+    pub(crate) names: Vec<String>,
     ids: HashMap<String, u32>,
     /// Ids of the names of at most 12 bytes, by their view's bytes up to the name's end.
     short: Vec<(u128, u32)>,
 }
 
 impl Products {
-    fn id(&mut self, name: &str) -> u32 {
+    pub(crate) fn id(&mut self, name: &str) -> u32 {
         // A model names a handful of products: comparing a few short texts beats hashing one.
         if self.names.len() <= 8 {
             if let Some(id) = self.names.iter().position(|n| n == name) {
@@ -718,7 +794,7 @@ impl Products {
     /// The id of row `i` of `array` (not null). A short name is stored inside its view, so the
     /// view's bytes up to the name's end identify it without reading the name; the first
     /// [`SHORT_NAMES`] short names seen are remembered that way.
-    fn id_of_view(&mut self, array: &StringViewArray, i: usize) -> u32 {
+    pub(crate) fn id_of_view(&mut self, array: &StringViewArray, i: usize) -> u32 {
         const SHORT_NAMES: usize = 16;
         let view = array.views()[i];
         let len = view as u32 as usize;
@@ -747,7 +823,7 @@ impl Products {
 
 /// A fit rule a lead matches, counted at the cutoffs `from..=to` (µs).
 #[derive(Clone, Copy, Debug, PartialEq)]
-struct FitRule {
+pub(crate) struct FitRule {
     from: i64,
     to: i64,
     points: f64,
@@ -765,7 +841,7 @@ impl FitRule {
 
 /// A group's fit rules: `None` for a lead without a leads-table row (fit 0, no snapshot
 /// without an event).
-type Fit = Option<Vec<FitRule>>;
+pub(crate) type Fit = Option<Vec<FitRule>>;
 
 /// The fit at `cutoff`: the rules that hold then, summed in order.
 fn fit_at(rules: &[FitRule], cutoff: i64) -> f64 {
@@ -800,7 +876,7 @@ pub struct LeadFoldGroups {
 }
 
 /// The fit argument: a number per row, or a list of rules per row.
-enum FitArg<'a> {
+pub(crate) enum FitArg<'a> {
     Number(&'a Float64Array),
     Rules(&'a ListArray),
 }
@@ -808,7 +884,7 @@ enum FitArg<'a> {
 impl<'a> FitArg<'a> {
     /// The fits of a batch, or `None` when every row's is null (the events' batches), so that
     /// adding rows skips looking.
-    fn of(array: &'a ArrayRef) -> Result<Option<Self>> {
+    pub(crate) fn of(array: &'a ArrayRef) -> Result<Option<Self>> {
         let fit = Self::new(array)?;
         Ok((array.logical_null_count() < array.len()).then_some(fit))
     }
@@ -822,7 +898,7 @@ impl<'a> FitArg<'a> {
     }
 
     /// Row `i`'s fit rules; `None` for an event row.
-    fn get(&self, i: usize) -> Fit {
+    pub(crate) fn get(&self, i: usize) -> Fit {
         match self {
             FitArg::Number(a) => a.is_valid(i).then(|| vec![FitRule::always(a.value(i))]),
             FitArg::Rules(l) => {
@@ -883,20 +959,26 @@ impl<'a> EventArgs<'a> {
 
 /// The arguments of one batch of raw rows (`fold_events`), viewed with their types, and the
 /// rule each row matches.
-struct RawArgs<'a> {
-    ts: &'a TimestampMicrosecondArray,
+pub(crate) struct RawArgs<'a> {
+    pub(crate) ts: &'a TimestampMicrosecondArray,
     action: StringViewArray,
-    product: StringViewArray,
+    pub(crate) product: StringViewArray,
     value: &'a Float64Array,
     /// `None` for a batch without a leads-table row (every row's fit null).
-    fit: Option<FitArg<'a>>,
+    pub(crate) fit: Option<FitArg<'a>>,
     /// `fold_events`' optional `dropped` argument.
     dropped: Option<&'a BooleanArray>,
-    rule: Int32Array,
+    /// Each row's rule number (null: no rule matches).
+    pub(crate) rule: Int32Array,
 }
 
 impl<'a> RawArgs<'a> {
-    fn new(values: &'a [ArrayRef], judge: &Judge) -> Result<Self> {
+    /// The actions.
+    pub(crate) fn action(&self) -> &StringViewArray {
+        &self.action
+    }
+
+    pub(crate) fn new(values: &'a [ArrayRef], judge: &Judge) -> Result<Self> {
         let action = super::string_view(&values[1], super::fold_events::NAME)?;
         let asset = super::string_view(&values[2], super::fold_events::NAME)?;
         let rule = match_all(&judge.matcher, &action, &asset);
@@ -974,50 +1056,6 @@ impl LeadFoldGroups {
         }
     }
 
-    /// Adds everything `other` holds, its groups numbered as this one's (a group of both gets
-    /// the events and answers of both, and this one's fit if it has one): the merge of two
-    /// accumulators that folded different rows of the same groups. Events move chunk by chunk;
-    /// only their product ids are rewritten, when the two numbered the products differently.
-    pub(crate) fn absorb(&mut self, mut other: LeadFoldGroups) {
-        self.ensure_groups(other.fits.len());
-        let ids: Vec<u32> = other
-            .products
-            .names
-            .iter()
-            .map(|name| self.products.id(name))
-            .collect();
-        if ids.iter().enumerate().any(|(i, &id)| id as usize != i) {
-            other.events.renumber_products(&ids);
-        }
-        self.events.absorb(other.events);
-        self.answers.absorb(other.answers);
-        for (g, fit) in other.fits.into_iter().enumerate() {
-            if let Some(fit) = fit
-                && self.fits[g].is_none()
-            {
-                self.fit_rules += fit.len();
-                self.fits[g] = Some(fit);
-            }
-        }
-    }
-
-    /// Removes groups `0..n` into an accumulator of their own (the others' groups shift down by
-    /// `n`). Cheap when `n` is a multiple of 4,096 (whole buckets of events move).
-    pub(crate) fn split_first(&mut self, n: usize) -> Self {
-        self.ensure_groups(n);
-        let taken = self.take(EmitTo::First(n));
-        Self {
-            fit_rules: taken.fits.iter().flatten().map(Vec::len).sum(),
-            events: taken.events,
-            answers: taken.answers,
-            fits: taken.fits,
-            ..self.empty_like()
-        }
-    }
-
-    /// How many groups `split_first` can cut at cheaply: the groups of a bucket of events.
-    pub(crate) const SPLIT_GROUPS: usize = SLOTS;
-
     fn take(&mut self, emit_to: EmitTo) -> Taken {
         match emit_to {
             EmitTo::All => {
@@ -1040,14 +1078,6 @@ impl LeadFoldGroups {
         }
     }
 
-    fn stage_code(&self, rank: i64) -> u16 {
-        if rank >= 1 && (rank as usize) <= self.params.stages {
-            rank as u16
-        } else {
-            0
-        }
-    }
-
     /// Keeps the fit of row `i`, a leads-table row, for group `g` (the first one seen).
     fn add_fit(&mut self, fit: Option<&FitArg>, i: usize, g: usize) {
         let Some(fit) = fit else {
@@ -1062,39 +1092,13 @@ impl LeadFoldGroups {
         }
     }
 
-    /// Adds row `i` of `args`, a raw row, to group `g` if it is good and before the last cutoff,
-    /// judged as `judged_events.sql` judges a row (SPEC §2.4, §3, §4.1): a null `ts` or `action`
-    /// rejects it; else it matches its first rule (none: unmatched, no points); a fraction rule
-    /// takes `points × value` and rejects a value outside 0..1 (null included), and an
-    /// `nps_response` answer outside 0..10 rejects the row (see [`within`] for NaN and -0.0).
+    /// Adds row `i` of `args`, a raw row, to group `g` if it is good and before the last cutoff
+    /// (see [`judge_raw_row`]).
     fn add_raw_row(&mut self, args: &RawArgs, judge: &Judge, i: usize, g: usize) {
         self.add_fit(args.fit.as_ref(), i, g);
-        if args.ts.is_null(i) || args.action.is_null(i) {
-            return;
+        if let Judged::Event(event, nps) = judge_raw_row(&self.params, judge, args, i) {
+            self.store(g, event, &args.product, i, nps);
         }
-        let ts = args.ts.value(i);
-        if ts >= self.params.last_cutoff() {
-            return;
-        }
-        let value = args.value.is_valid(i).then(|| args.value.value(i));
-        let is_nps = is_nps_response(&args.action, i);
-        if is_nps && !value.is_some_and(|v| within(v, 10.0)) {
-            return;
-        }
-        let (points, stage) = if args.rule.is_valid(i) {
-            let rule = &judge.rules[args.rule.value(i) as usize - 1];
-            let points = match (rule.fraction, value) {
-                (false, _) => rule.points,
-                (true, Some(v)) if within(v, 1.0) => rule.points * v,
-                (true, _) => return,
-            };
-            (Some(points), self.stage_code(rule.stage_rank.unwrap_or(0)))
-        } else {
-            (None, 0)
-        };
-        let dropped = args.dropped.is_some_and(|d| d.is_valid(i) && d.value(i));
-        let event = Event::new(ts, points, NO_PRODUCT, stage).marked(dropped);
-        self.store(g, event, &args.product, i, value.filter(|_| is_nps));
     }
 
     /// Adds row `i` of `args` to group `g`.
@@ -1105,7 +1109,7 @@ impl LeadFoldGroups {
         }
         let matched = args.points.is_valid(i);
         let stage = if matched && args.stage.is_valid(i) {
-            self.stage_code(args.stage.value(i))
+            self.params.stage_code(args.stage.value(i))
         } else {
             0
         };
@@ -1146,14 +1150,7 @@ impl LeadFoldGroups {
         let cancel = taken.events.dropped;
         taken
             .events
-            .for_each_group(groups, &mut buffer, |g, mut lead| {
-                if !lead.windows(2).all(|w| w[0].key_cmp(&w[1]).is_le()) {
-                    lead.sort_unstable_by(Event::key_cmp);
-                }
-                if cancel && lead.iter().any(Event::dropped) {
-                    let left = cancel_dropped(lead, |a, b| a.key_cmp(b).is_eq(), Event::dropped);
-                    lead = &mut lead[..left];
-                }
+            .for_each_group(groups, &mut buffer, |g, lead| {
                 answers.clear();
                 answers.extend(
                     answer_order[answer_start[g]..answer_start[g + 1]]
@@ -1164,18 +1161,14 @@ impl LeadFoldGroups {
                             (a.ts[i], a.value[i], a.dropped[i])
                         }),
                 );
-                answers.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
-                if cancel && answers.iter().any(|a| a.2) {
-                    let left = cancel_dropped(
-                        &mut answers,
-                        |a, b| a.0 == b.0 && a.1.total_cmp(&b.1).is_eq(),
-                        |a| a.2,
-                    );
-                    answers.truncate(left);
-                }
-                self.walk(
+                let fold = LeadFold {
+                    params: &self.params,
+                    products: &self.products,
+                };
+                fold.lead(
                     lead,
-                    &answers,
+                    &mut answers,
+                    cancel,
                     taken.fits[g].as_deref(),
                     &mut out,
                     &mut scratch,
@@ -1183,6 +1176,44 @@ impl LeadFoldGroups {
                 Ok(())
             })?;
         out.finish()
+    }
+}
+
+/// The fold of one lead at a time, for the parameters and product names of a fold.
+pub(crate) struct LeadFold<'a> {
+    pub(crate) params: &'a Params,
+    pub(crate) products: &'a Products,
+}
+
+impl LeadFold<'_> {
+    /// One lead's snapshots into `out`: its events (in any order) are sorted, dropped copies
+    /// cancelled (when `cancel` says any may be there), its answers likewise, and walked.
+    pub(crate) fn lead(
+        &self,
+        mut lead: &mut [Event],
+        answers: &mut Vec<(i64, f64, bool)>,
+        cancel: bool,
+        fit: Option<&[FitRule]>,
+        out: &mut Output,
+        scratch: &mut Scratch,
+    ) {
+        sort_events(lead);
+        if cancel && lead.iter().any(Event::dropped) {
+            let left = cancel_dropped(lead, |a, b| a.key_cmp(b).is_eq(), Event::dropped);
+            lead = &mut lead[..left];
+        }
+        if answers.len() > 1 {
+            answers.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
+        }
+        if cancel && answers.iter().any(|a| a.2) {
+            let left = cancel_dropped(
+                answers,
+                |a, b| a.0 == b.0 && a.1.total_cmp(&b.1).is_eq(),
+                |a| a.2,
+            );
+            answers.truncate(left);
+        }
+        self.walk(lead, answers, fit, out, scratch);
     }
 
     /// One lead: walks its sorted events once, emitting each snapshot as its cutoff passes.
@@ -1194,7 +1225,7 @@ impl LeadFoldGroups {
         out: &mut Output,
         scratch: &mut Scratch,
     ) {
-        let p = &self.params;
+        let p = self.params;
         // The fit at each snapshot, and the distinct fits in decreasing order: a higher fit
         // crosses no later, so one pointer finds every crossing.
         let Scratch {
@@ -1253,7 +1284,7 @@ impl LeadFoldGroups {
                     fit,
                     mql_at,
                 };
-                out.snapshot(&snapshot, state, p, &self.products);
+                out.snapshot(&snapshot, state, p, self.products);
             }
         }
         out.lead_done();
@@ -1261,7 +1292,7 @@ impl LeadFoldGroups {
 }
 
 /// Buffers one lead's walk needs, kept from lead to lead.
-struct Scratch {
+pub(crate) struct Scratch {
     fit_of: Vec<f64>,
     fits: Vec<f64>,
     crossings: Vec<Option<i64>>,
@@ -1269,7 +1300,7 @@ struct Scratch {
 }
 
 impl Scratch {
-    fn new(stages: usize) -> Self {
+    pub(crate) fn new(stages: usize) -> Self {
         Scratch {
             fit_of: Vec::new(),
             fits: Vec::new(),
@@ -1368,7 +1399,7 @@ impl LeadState {
 }
 
 /// The result columns, built group by group.
-struct Output {
+pub(crate) struct Output {
     snapshot_counts: Vec<usize>,
     lead_start: usize,
     as_of: Vec<i32>,
@@ -1390,7 +1421,7 @@ struct Output {
 }
 
 impl Output {
-    fn new(p: &Params, groups: usize) -> Self {
+    pub(crate) fn new(p: &Params, groups: usize) -> Self {
         let rows = groups * p.cutoffs.len().min(4);
         Output {
             snapshot_counts: Vec::with_capacity(groups),
@@ -1454,7 +1485,27 @@ impl Output {
         self.lead_start = self.as_of.len();
     }
 
-    fn finish(mut self) -> Result<ArrayRef> {
+    fn finish(self) -> Result<ArrayRef> {
+        let counts = self.snapshot_counts.clone();
+        let snapshots = StructArray::try_new(snapshot_fields(), self.columns()?, None)?;
+        Ok(Arc::new(ListArray::try_new(
+            Arc::new(Field::new_list_field(
+                DataType::Struct(snapshot_fields()),
+                true,
+            )),
+            OffsetBuffer::from_lengths(counts),
+            Arc::new(snapshots),
+            None,
+        )?))
+    }
+
+    /// Rows written so far.
+    pub(crate) fn rows(&self) -> usize {
+        self.as_of.len()
+    }
+
+    /// The rows as the columns of [`snapshot_fields`].
+    pub(crate) fn columns(mut self) -> Result<Vec<ArrayRef>> {
         let micros = |v: Vec<Option<i64>>| -> ArrayRef {
             Arc::new(TimestampMicrosecondArray::from(v).with_timezone("UTC"))
         };
@@ -1480,16 +1531,7 @@ impl Output {
             Arc::new(self.products.finish()),
             Arc::new(self.product_scores.finish()),
         ];
-        let snapshots = StructArray::try_new(snapshot_fields(), snapshot_columns, None)?;
-        Ok(Arc::new(ListArray::try_new(
-            Arc::new(Field::new_list_field(
-                DataType::Struct(snapshot_fields()),
-                true,
-            )),
-            OffsetBuffer::from_lengths(self.snapshot_counts),
-            Arc::new(snapshots),
-            None,
-        )?))
+        Ok(snapshot_columns)
     }
 }
 
@@ -1666,7 +1708,7 @@ impl GroupsAccumulator for LeadFoldGroups {
                     NO_PRODUCT
                 };
                 let stage = if stage.is_valid(j) {
-                    self.stage_code(stage.value(j))
+                    self.params.stage_code(stage.value(j))
                 } else {
                     0
                 };
