@@ -127,7 +127,7 @@ pub async fn backfill(opts: &BackfillOptions) -> Result<BackfillSummary> {
     pipeline
         .template
         .set_fold_input(opts.engine.memory_limit.is_some());
-    pipeline.run_all(inputs.judge_pipeline(&pipeline)).await?;
+    inputs.judge(&mut pipeline).await?;
     if pipeline.local_fold {
         inputs
             .fold_then(&mut pipeline, BACKFILL_FOLD, BACKFILL_OUTPUTS)

@@ -136,7 +136,7 @@ const SORT_IN_ONE_PIECE: usize = 512 << 20;
 /// the cores busy), and in one piece up to [`SORT_IN_ONE_PIECE`] bytes, not batch by batch merged
 /// after. DataFusion's defaults sorted `lead_scores` at 20M events batch by batch in two
 /// partitions and merged the sorted runs row by row, twice; one sort of the million rows costs
-/// less than those merges (README, "Performance"). Under a limit the defaults stay: a sort in one
+/// less than those merges. Under a limit the defaults stay: a sort in one
 /// piece asks for its whole copy at once and fails where the merge spills. This is every
 /// command's session, `query` and `serve` too: there one ORDER BY over more than
 /// [`SORT_IN_ONE_PIECE`] sorts its batches on one thread instead of one per core (the final

@@ -426,7 +426,15 @@ impl LeadFoldExec {
             if let (Some(lead), Some(day)) = (position("lead_id"), position("as_of")) {
                 let sorted = |i: usize| {
                     let name = schema.field(i).name();
-                    PhysicalSortExpr::new_default(Arc::new(Column::new(name, i)))
+                    // No row has a null lead or day; declared as SQL's `ORDER BY` asks by
+                    // default (ascending, nulls last), so that such a sort is seen as done.
+                    PhysicalSortExpr::new(
+                        Arc::new(Column::new(name, i)),
+                        datafusion::arrow::compute::SortOptions {
+                            descending: false,
+                            nulls_first: false,
+                        },
+                    )
                 };
                 equivalences.add_ordering([sorted(lead), sorted(day)]);
             }

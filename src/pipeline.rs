@@ -274,9 +274,17 @@ impl<'a> Pipeline<'a> {
     /// Registers a written result under `name`, for the queries after it.
     async fn register(&mut self, name: &str, w: Written) -> Result<()> {
         let _ = self.ctx.deregister_table(name)?;
-        if let Some(batches) = w.batches {
+        if let Some(mut batches) = w.batches {
             // The declared order lets a query that sorts the step the same way (`lead_scores`
-            // by lead) skip its sort.
+            // by lead) merge instead of sorting. A sorted partition is cut into runs, one per
+            // core: DataFusion 55 would otherwise split it for the cores itself and forget the
+            // order it declared.
+            if !w.ordering.is_empty() && batches.len() == 1 {
+                let cores = self.ctx.state().config().target_partitions();
+                let run = batches[0].len().div_ceil(cores).max(1);
+                let sorted = batches.pop().unwrap_or_default();
+                batches = sorted.chunks(run).map(<[RecordBatch]>::to_vec).collect();
+            }
             let table = datafusion::datasource::MemTable::try_new(w.schema, batches)?
                 .with_sort_order(
                     vec![w.ordering]
@@ -368,9 +376,11 @@ struct Written {
 }
 
 /// The most bytes of one step's rows kept in memory (see [`Pipeline::step_memory`]): `score`'s
-/// largest step, `lead_activity`, takes about 180 bytes per lead, so up to about three million
-/// leads; past that the step is written to the staging area as it is computed.
-const STEP_MEMORY: usize = 512 << 20;
+/// largest step, `lead_activity`, takes about 180 bytes per lead, so up to about twelve million
+/// leads; past that the step is written to the staging area as it is computed. Writing it costs
+/// more than time: the Parquet encoders and the readers after it held more memory than the rows
+/// (docs/performance.md has the run that shows it).
+const STEP_MEMORY: usize = 2048 << 20;
 
 /// Whether `sql` names `table`: the name as a whole word (comments count too, which can only
 /// make a query wait when it need not).

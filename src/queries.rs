@@ -68,47 +68,34 @@ pub enum Kind {
     History(&'static str),
 }
 
-/// Finding duplicates and judging rows: the same for every cutoff.
-pub const JUDGE_PIPELINE: &[(&str, Kind)] = &[
-    ("repeated_keys", Kind::Step),
-    ("rare_events", Kind::Step),
-    ("duplicate_events", Kind::Step),
-    ("kept_events", Kind::View),
-    ("judged_events", Kind::View),
-    ("kept_rare_events", Kind::View),
-    ("judged_rare_events", Kind::View),
-];
-
-/// [`JUDGE_PIPELINE`] for events without an `event_id` column: no copies to look for, so no
-/// repeated keys, and `rare_events` holds the suspect rows alone (`suspect_events.sql` in its
-/// place: see `score::Inputs::pipeline`).
-pub const JUDGE_PIPELINE_WITHOUT_IDS: &[(&str, Kind)] = &[
-    ("rare_events", Kind::Step),
-    ("duplicate_events", Kind::Step),
-    ("kept_events", Kind::View),
-    ("judged_events", Kind::View),
-    ("kept_rare_events", Kind::View),
-    ("judged_rare_events", Kind::View),
-];
-
-/// Finding copies before the fold when the fold lists the rejected rows itself (one machine,
-/// the shipped `lead_activity.sql`): `rare_events` holds the copies of repeated keys only
-/// (`copy_events.sql`), and nothing judges rows before the fold.
-pub const FOLD_JUDGE_PIPELINE: &[(&str, Kind)] = &[
-    ("repeated_keys", Kind::Step),
-    ("rare_events", Kind::Step),
-    ("duplicate_events", Kind::Step),
-    ("kept_events", Kind::View),
-    ("judged_events", Kind::View),
-];
-
-/// [`FOLD_JUDGE_PIPELINE`] for events without an `event_id` column: nothing to look for
-/// (`duplicate_events` is `no_duplicate_events.sql`).
-pub const FOLD_JUDGE_PIPELINE_WITHOUT_IDS: &[(&str, Kind)] = &[
-    ("duplicate_events", Kind::View),
-    ("kept_events", Kind::View),
-    ("judged_events", Kind::View),
-];
+/// Finding duplicates and judging rows, the same for every cutoff: `copies` when the events
+/// have an `event_id` column (otherwise no row is a copy: no repeated keys, and
+/// `duplicate_events` is `no_duplicate_events.sql`); `suspects` unless the fold judges the rows
+/// and lists the rejects itself (then `rare_events`, when it runs, holds the copies of repeated
+/// keys only, `copy_events.sql`; otherwise the rows a check may reject too, `suspect_events.sql`
+/// without `event_id`). See `score::Inputs::pipeline`, which picks the files.
+pub fn judge_pipeline(copies: bool, suspects: bool) -> Vec<(&'static str, Kind)> {
+    let mut queries = Vec::new();
+    if copies {
+        queries.push(("repeated_keys", Kind::Step));
+    }
+    if copies || suspects {
+        queries.extend([
+            ("rare_events", Kind::Step),
+            ("duplicate_events", Kind::Step),
+        ]);
+    } else {
+        queries.push(("duplicate_events", Kind::View));
+    }
+    queries.extend([("kept_events", Kind::View), ("judged_events", Kind::View)]);
+    if suspects {
+        queries.extend([
+            ("kept_rare_events", Kind::View),
+            ("judged_rare_events", Kind::View),
+        ]);
+    }
+    queries
+}
 
 /// A query run from another query's file: `(name, file, [(variable, value)])`.
 pub type Variant = (
@@ -138,7 +125,7 @@ fn variant(name: &str) -> Option<&'static Variant> {
     VARIANTS.iter().find(|(n, _, _)| *n == name)
 }
 
-/// The `score` pipeline after [`JUDGE_PIPELINE`] (`latest_event` runs between the two, and only
+/// The `score` pipeline after [`judge_pipeline`] (`latest_event` runs between the two, and only
 /// without `--as-of`).
 pub const SCORE_PIPELINE: &[(&str, Kind)] = &[
     ("rejects", Kind::Output),
@@ -159,7 +146,7 @@ pub const SCORE_OUTPUTS: &[(&str, Kind)] = &[
     ("rejects", Kind::Output),
 ];
 
-/// The `backfill` pipeline after [`JUDGE_PIPELINE`]: the same queries over many snapshot days.
+/// The `backfill` pipeline after [`judge_pipeline`]: the same queries over many snapshot days.
 pub const BACKFILL_PIPELINE: &[(&str, Kind)] = &[
     ("rejects", Kind::Output),
     ("lead_activity", Kind::View),
@@ -178,7 +165,7 @@ pub const BACKFILL_OUTPUTS: &[(&str, Kind)] = &[
     ("rejects", Kind::Output),
 ];
 
-/// The `weights` pipeline after [`JUDGE_PIPELINE`] (SPEC §4.8).
+/// The `weights` pipeline after [`judge_pipeline`] (SPEC §4.8).
 pub const WEIGHTS_PIPELINE: &[(&str, Kind)] = &[
     ("rejects", Kind::Output),
     ("opportunities", Kind::View),
@@ -188,7 +175,7 @@ pub const WEIGHTS_PIPELINE: &[(&str, Kind)] = &[
     ("action_lift", Kind::Output),
 ];
 
-/// What `review` runs for each model after [`JUDGE_PIPELINE`] and `opportunities`, before
+/// What `review` runs for each model after [`judge_pipeline`] and `opportunities`, before
 /// collecting `model_review` (SPEC §4.9): the model's own judging and fold. `lead_activity` is
 /// written as a step so that `model_review`'s plan stays shallow enough to be sent to a cluster
 /// (a plan nested too deeply fails to decode there).
@@ -742,7 +729,7 @@ mod tests {
 
     #[test]
     fn every_pipeline_query_is_embedded() {
-        for (name, _) in JUDGE_PIPELINE
+        for (name, _) in judge_pipeline(true, true)
             .iter()
             .chain(SCORE_PIPELINE)
             .chain(BACKFILL_PIPELINE)

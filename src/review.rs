@@ -118,7 +118,7 @@ pub async fn review(opts: &ReviewOptions) -> Result<ReviewSummary> {
         &opts.engine,
         false,
     )?;
-    pipeline.run_all(inputs.judge_pipeline(&pipeline)).await?;
+    inputs.judge(&mut pipeline).await?;
     pipeline.run("opportunities", Kind::View).await?;
     let to = match opts.to {
         Some(d) => d,

@@ -18,10 +18,7 @@ use crate::lead_fold_exec::{FoldOptions, LeadIdRange, Rejected};
 use crate::model::Model;
 use crate::output::Staging;
 use crate::pipeline::{Pipeline, count};
-use crate::queries::{
-    FOLD_JUDGE_PIPELINE, FOLD_JUDGE_PIPELINE_WITHOUT_IDS, JUDGE_PIPELINE,
-    JUDGE_PIPELINE_WITHOUT_IDS, Kind, QuerySource, SCORE_OUTPUTS, SCORE_PIPELINE, Template,
-};
+use crate::queries::{Kind, QuerySource, SCORE_OUTPUTS, SCORE_PIPELINE, Template, judge_pipeline};
 
 /// What `score` needs.
 #[derive(Clone, Debug)]
@@ -149,15 +146,31 @@ impl Inputs {
         Ok(pipeline)
     }
 
-    /// Finding copies (and, unless the fold lists them, suspect rows) for these events: without
-    /// an `event_id` column there are no copies, so no repeated keys to find.
-    pub fn judge_pipeline(&self, pipeline: &Pipeline) -> &'static [(&'static str, Kind)] {
-        match (self.events.event_id.is_some(), pipeline.local_fold) {
-            (true, true) => FOLD_JUDGE_PIPELINE,
-            (false, true) => FOLD_JUDGE_PIPELINE_WITHOUT_IDS,
-            (true, false) => JUDGE_PIPELINE,
-            (false, false) => JUDGE_PIPELINE_WITHOUT_IDS,
+    /// Finds copies (and, unless the fold lists them, suspect rows) in these events: without
+    /// an `event_id` column there are no copies, so no repeated keys to find; when the fold
+    /// lists the rejects and no key repeats, nothing reads the events for copies after the keys.
+    pub async fn judge(&self, pipeline: &mut Pipeline<'_>) -> Result<()> {
+        let copies = self.events.event_id.is_some();
+        let suspects = !pipeline.local_fold;
+        let shipped = !["rare_events", "duplicate_events"]
+            .iter()
+            .any(|q| pipeline.source.overrides(q));
+        if !copies || suspects || !shipped {
+            return pipeline.run_all(&judge_pipeline(copies, suspects)).await;
         }
+        let queries = judge_pipeline(true, false);
+        let (first, rest) = queries.split_at(1);
+        pipeline.run_all(first).await?;
+        // The keys end with one null key (repeated_keys.sql): only that one, and no row is a
+        // copy of another.
+        let keys = pipeline.written.last().map_or(0, |(_, rows)| *rows);
+        if keys > 1 {
+            return pipeline.run_all(rest).await;
+        }
+        pipeline
+            .source
+            .run_from("duplicate_events", "no_duplicate_events");
+        pipeline.run_all(&judge_pipeline(false, false)).await
     }
 
     /// Runs `before` (whose queries fold the leads, `lead_activity` among them) with a place for
@@ -297,7 +310,7 @@ pub async fn score(opts: &ScoreOptions) -> Result<ScoreSummary> {
     )?;
 
     // Duplicates and judging do not depend on the cutoff: run them once, find the day if needed.
-    pipeline.run_all(inputs.judge_pipeline(&pipeline)).await?;
+    inputs.judge(&mut pipeline).await?;
     let as_of = match opts.as_of {
         Some(d) => d,
         None => latest_event_day(&pipeline, &inputs.events).await?,

@@ -128,7 +128,7 @@ pub async fn weights(opts: &WeightsOptions) -> Result<WeightsSummary> {
         false,
     )?;
     pipeline.template.set_window(opts.from, opts.to);
-    pipeline.run_all(inputs.judge_pipeline(&pipeline)).await?;
+    inputs.judge(&mut pipeline).await?;
     pipeline.run_all(WEIGHTS_PIPELINE).await?;
     pipeline.report_memory();
 
