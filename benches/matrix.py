@@ -141,7 +141,7 @@ GLOB_RULES = [
 
 FRACTION_RULE = dict(action="video_play", points=10, scale="fraction", stage="consideration")
 
-# The rules compare_duckdb.py used for `leadscore generate` data (its actions and assets).
+# Rules for `leadscore generate` data (its actions and assets).
 GENERATED_RULES = [
     dict(action="email_open", assets=["nl_weekly*"], points=50, stage="awareness"),
     dict(action="page_view", assets=["/pricing*"], points=15, stage="decision"),
@@ -1003,7 +1003,7 @@ lead_activity AS (
 
 
 def generated_lead_activity_sql(data, rules):
-    """For `leadscore generate` data (copies that differ in ts, null actions, ...): compare_duckdb's
+    """For `leadscore generate` data (copies that differ in ts, null actions, ...): the whole
     pipeline, as queries/*.sql do it for this model."""
     return pipeline_ctes(events_source(data, {}), rules) + """,
 lead_activity AS (
