@@ -16,8 +16,8 @@
 //!   (a counting sort), and each lead folded and walked by the same code as the aggregate
 //!   (`udf::lead_fold::LeadFold`), its snapshot rows written straight into the output columns.
 //! - **Order.** Parts are emitted in order. With integer ids whose range the session knows (from
-//!   the inputs' statistics), parts are ranges of ids and the rows come out sorted by lead, so
-//!   `lead_scores`' `ORDER BY` costs nothing; a dense range (ids of a sequence) also numbers a
+//!   the inputs' statistics), parts are ranges of ids and the rows come out sorted by lead (the
+//!   plan says so, and `lead_scores`' `ORDER BY` becomes a merge); a dense range (ids of a sequence) also numbers a
 //!   part's leads by their offset, with no hash table at all. Text ids, or integers of unknown
 //!   range, go to parts by a hash and come out in a fixed order of their own.
 //!
@@ -470,11 +470,6 @@ impl LeadFoldExec {
             properties: Arc::clone(&self.properties),
             metrics: self.metrics.clone(),
         }
-    }
-
-    /// Whether the rows come out sorted by lead id.
-    pub fn sorted_by_lead(&self) -> bool {
-        self.layout.ordered()
     }
 
     /// Reads every input partition into parts, then folds the parts side by side and sends
