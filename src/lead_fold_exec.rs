@@ -267,6 +267,15 @@ fn int_hash(id: i64) -> u64 {
     h ^ (h >> 29)
 }
 
+/// The hash a table of one part's ids uses: a part is chosen by the high bits of an id's hash
+/// (`fast_range`), which the ids of a part therefore share, and a hash table tells entries
+/// apart by its hash's high bits first. Multiplied by an odd number, the high bits vary again
+/// and the low ones (where the table looks first) stay as varied as they were.
+#[inline]
+fn in_part(hash: u64) -> u64 {
+    hash.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
 /// A hash of a text id (fixed seeds: the order of hashed parts is the same in every run).
 #[inline]
 fn text_hash(bytes: &[u8]) -> u64 {
@@ -1624,9 +1633,9 @@ impl Leads {
             for &id in ids.iter() {
                 let n = *table
                     .entry(
-                        int_hash(id),
+                        in_part(int_hash(id)),
                         |&n| distinct[n as usize] == id,
-                        |&n| int_hash(distinct[n as usize]),
+                        |&n| in_part(int_hash(distinct[n as usize])),
                     )
                     .or_insert_with(|| {
                         distinct.push(id);
@@ -1675,12 +1684,12 @@ impl Leads {
                 let hash = text_hash(id);
                 let n = *table
                     .entry(
-                        hash,
+                        in_part(hash),
                         |&n| {
                             let d = &distinct[n as usize];
                             d.0 == hash && text(pieces, d) == id
                         },
-                        |&n| distinct[n as usize].0,
+                        |&n| in_part(distinct[n as usize].0),
                     )
                     .or_insert_with(|| {
                         distinct.push((hash, r as u32, *view));
