@@ -1,5 +1,5 @@
 -- account_scores (output): one row per snapshot day and account with at least one lead
--- (SPEC §4.7). `backfill` writes this as account_score_history, one partition per day.
+-- (docs/scoring.md, "Accounts"). `backfill` writes this as account_score_history, one partition per day.
 --
 -- score: the model's [account] aggregate ("sum", "max" or "mean") of the members' scores.
 --   stable_sum() adds in an order fixed by the values, so reruns agree bit for bit.

@@ -1,4 +1,4 @@
--- action_lift (output): one row per [[action]] rule, in file order (SPEC §4.8).
+-- action_lift (output): one row per [[action]] rule, in file order (docs/weights.md).
 --
 -- leads: leads that matched the rule, counting a converted lead's events before its
 --   opportunity_at and every event of the others (the leads that did not convert, or converted

@@ -1,4 +1,4 @@
--- converted_tallies (step): one row per converted lead and declared stage (SPEC §4.8).
+-- converted_tallies (step): one row per converted lead and declared stage (docs/weights.md).
 --
 -- A converted lead has an opportunity_at in the window [${window_from}, ${window_to}) and at
 -- least one matched event of a staged rule before it. tally = the number of its matched events

@@ -1,6 +1,6 @@
 -- duplicate_events (step): every copy of an event_id that occurs more than once, numbered.
 --
--- SPEC §2.4: rows sharing an event_id count once. Copy 1 is the one kept: the earliest ts,
+-- docs/scoring.md, "Reading the input": rows sharing an event_id count once. Copy 1 is the one kept: the earliest ts,
 -- then lead_id, action, asset, product, value, with nulls last, so a complete copy wins over a
 -- broken one and the choice never depends on file order. Rows without an event_id are never
 -- duplicates.

@@ -1,9 +1,9 @@
 -- judged_events (view): every kept row with the rule it matches, its points and its verdict.
 --
 -- rule_id: the first [[action]] rule whose action equals the row's and whose asset globs (if any)
---   match (SPEC §3); null when no rule matches: such rows are "unmatched" and score nothing.
--- points: the rule's points, times `value` for a `scale = "fraction"` rule (SPEC §4.1).
--- reason: why the row is rejected (SPEC §2.4), or null for a good row. Rows are judged whatever
+--   match (the README's "The model file"); null when no rule matches: such rows are "unmatched" and score nothing.
+-- points: the rule's points, times `value` for a `scale = "fraction"` rule (docs/scoring.md, "The points of an event").
+-- reason: why the row is rejected (docs/scoring.md, "Reading the input"), or null for a good row. Rows are judged whatever
 --   the cutoff.
 -- good: reason is null.
 --

@@ -2,7 +2,7 @@
 -- snapshot and for every other lead with a good event (matched or not) before the cutoff.
 --
 -- fold_events() gets each lead's events, raw, and its row of the leads table (with a null ts) in
--- one group. The copies of repeated event_ids that SPEC §2.4 drops (duplicate_events, copy > 1)
+-- one group. The copies of repeated event_ids that docs/scoring.md, "Reading the input" drops (duplicate_events, copy > 1)
 -- come a second time, marked `dropped`: each cancels the equal row it is a copy of, so the fold
 -- sees the rows of kept_events without the events being joined with the duplicates (a join that
 -- copied every row). It judges each event with the model's rules as judged_events.sql does
@@ -10,14 +10,14 @@
 -- rows that a check rejects and rows at or after the last cutoff are left out), orders the good
 -- events once and walks them once, reporting every snapshot:
 --   cutoff            the start of the day after as_of
---   engagement        the decay fold of SPEC §4.2 up to the cutoff
---   fit, mql_at       the fit at that cutoff (SPEC §4.4) and the time of the first matched event
+--   engagement        the decay fold of docs/scoring.md, "Engagement: the fold" up to the cutoff
+--   fit, mql_at       the fit at that cutoff (docs/scoring.md, "Fit, score, qualification, coldness") and the time of the first matched event
 --                     right after which fit + S >= threshold, if before the cutoff
---   stage_rank, tallies   matched events per stage (SPEC §4.5)
+--   stage_rank, tallies   matched events per stage (docs/scoring.md, "Stages and tallies")
 --   matched_events, unmatched_events, last_activity
---   last_positive_at  the latest matched event with positive points, for is_cold (SPEC §4.4)
---   nps               the latest nps_response answer, ties broken by the larger (SPEC §4.6)
---   products, product_scores   the same fold per product, floor 0 (SPEC §4.3)
+--   last_positive_at  the latest matched event with positive points, for is_cold (docs/scoring.md, "Fit, score, qualification, coldness")
+--   nps               the latest nps_response answer, ties broken by the larger (docs/scoring.md, "Net Promoter answers")
+--   products, product_scores   the same fold per product, floor 0 (docs/scoring.md, "Product interest")
 -- Unmatched events score nothing but make the lead appear. Rows with a null lead_id are
 -- rejected: the FILTER leaves them out of the fold (their group reports no snapshot).
 --

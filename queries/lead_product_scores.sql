@@ -1,5 +1,5 @@
 -- lead_product_scores (output): one row per lead and product with a matched event before the
--- cutoff: the product-interest score of SPEC §4.3, computed by lead_fold() in lead_activity.
+-- cutoff: the product-interest score of docs/scoring.md, "Product interest", computed by lead_fold() in lead_activity.
 with exploded as (
     select
         as_of,

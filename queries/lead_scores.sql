@@ -1,5 +1,5 @@
 -- lead_scores (output): one row per snapshot day and lead, for every lead of the leads table and
--- every lead with an event (matched or not) before the cutoff (SPEC §4.4-4.6, §5). `score` has one
+-- every lead with an event (matched or not) before the cutoff (docs/scoring.md, "Fit, score, qualification, coldness" to "Net Promoter answers"; the README's "Output tables"). `score` has one
 -- snapshot day; `backfill` writes this as lead_score_history, one partition per day.
 --
 -- score = engagement + fit; is_mql = score >= threshold.

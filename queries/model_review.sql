@@ -1,4 +1,4 @@
--- model_review: one row for the model being reviewed (SPEC §4.9); `review` runs it once per
+-- model_review: one row for the model being reviewed (docs/review.md); `review` runs it once per
 -- model and writes the rows together.
 --
 -- The window is [${window_from}, ${window_to}). lead_activity folds every event up to the

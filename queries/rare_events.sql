@@ -1,6 +1,6 @@
 -- rare_events (step): the input rows that need a second look, found in one pass over the events:
 -- every copy of an event_id whose key repeats (see repeated_keys), for duplicate_events, and
--- every row a check of SPEC §2.4 may reject, for rejects. A small share of the input.
+-- every row a check of docs/scoring.md, "Reading the input" may reject, for rejects. A small share of the input.
 --
 -- A suspect row is one a check may reject: a null lead_id, ts or action, a value null or
 -- outside 0..1 for an action of a fraction rule, or an nps_response answer null or outside

@@ -1,4 +1,4 @@
--- rejects (output): every kept row that is not scored, with the reason (SPEC §2.4): a null
+-- rejects (output): every kept row that is not scored, with the reason (docs/scoring.md, "Reading the input"): a null
 -- lead_id, ts or action; a fraction outside 0..1 for a `scale = "fraction"` rule; an
 -- nps_response answer outside 0..10. A null value counts as outside.
 --

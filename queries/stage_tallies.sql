@@ -1,4 +1,4 @@
--- stage_tallies (output): one row per declared stage (SPEC §4.8, the "equal split").
+-- stage_tallies (output): one row per declared stage (docs/weights.md, the "equal split").
 --
 -- converted_leads: how many converted leads there are (the same on every row).
 -- avg_tally: the mean over converted leads of their tally of that stage.

@@ -1,4 +1,4 @@
-//! The scoring kernel: the decay function of SPEC §4.2 and the per-lead fold over time-ordered
+//! The scoring kernel: the decay function of docs/scoring.md, "Engagement: the fold" and the per-lead fold over time-ordered
 //! events. Pure Rust on plain slices, so the user-defined functions, the benches and the tests
 //! all run the very same arithmetic.
 //!
@@ -46,7 +46,7 @@ impl Decay {
     };
 
     /// The score `s` after `days` idle days, never taken below `floor` and never changed when it
-    /// is already at or below `floor` (SPEC §4.2).
+    /// is already at or below `floor` (docs/scoring.md, "Engagement: the fold").
     #[inline]
     pub fn apply(&self, s: f64, days: f64, floor: f64) -> f64 {
         if s <= floor {
@@ -126,7 +126,7 @@ pub struct Crossing {
     pub threshold: f64,
 }
 
-/// A running fold (SPEC §4.2): the score `S` and the time of the last event, fed instant by
+/// A running fold (docs/scoring.md, "Engagement: the fold"): the score `S` and the time of the last event, fed instant by
 /// instant in time order, readable at any later cutoff without being consumed.
 #[derive(Clone, Copy, Debug)]
 pub struct Folder {

@@ -1,4 +1,4 @@
-//! Reading the inputs of SPEC §2: finding the events' Parquet files, checking every file's
+//! Reading the inputs of docs/scoring.md, "Reading the input": finding the events' Parquet files, checking every file's
 //! columns before anything runs, and registering normalized tables for the queries.
 //!
 //! The queries always see the same shapes, whatever the files hold:
@@ -367,7 +367,7 @@ pub async fn register_events(ctx: &SessionContext, input: &EventsInput) -> Resul
         ("value", DataType::Float64),
         ("event_id", event_id_type),
     ];
-    // File columns: every SPEC column that is not a partition key; files lacking an optional one
+    // File columns: every column of docs/scoring.md's events table that is not a partition key; files lacking an optional one
     // read it as nulls.
     let file_fields: Vec<Field> = spec
         .iter()

@@ -1,4 +1,4 @@
-//! The model file (SPEC §3): loading, validating and describing a scoring model.
+//! The model file (the README's "The model file"): loading, validating and describing a scoring model.
 //!
 //! Loading is strict: an unknown key, a value of the wrong type, an undeclared stage or a rule
 //! that can never work stops with one message naming the file and the line. The checks that need
@@ -455,7 +455,7 @@ impl Model {
         })
     }
 
-    /// `F` of SPEC §4.2: the score below which decay never takes a lead.
+    /// `F` of docs/scoring.md, "Engagement: the fold": the score below which decay never takes a lead.
     pub fn floor_points(&self) -> f64 {
         self.floor * self.threshold
     }

@@ -1,6 +1,6 @@
 //! Writing tables: each result is written as Parquet into a private staging directory inside
 //! `--out`, and the finished tables are moved into place only when the whole run succeeded, so a
-//! failed or killed run leaves the previous output as it was (SPEC §5).
+//! failed or killed run leaves the previous output as it was (the README's "Output tables").
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -165,7 +165,7 @@ pub const BACKFILL_OUTPUTS: &[(&str, Kind)] = &[
     ("rejects", Kind::Output),
 ];
 
-/// The `weights` pipeline after [`judge_pipeline`] (SPEC §4.8).
+/// The `weights` pipeline after [`judge_pipeline`] (docs/weights.md).
 pub const WEIGHTS_PIPELINE: &[(&str, Kind)] = &[
     ("rejects", Kind::Output),
     ("opportunities", Kind::View),
@@ -176,7 +176,7 @@ pub const WEIGHTS_PIPELINE: &[(&str, Kind)] = &[
 ];
 
 /// What `review` runs for each model after [`judge_pipeline`] and `opportunities`, before
-/// collecting `model_review` (SPEC §4.9): the model's own judging and fold. `lead_activity` is
+/// collecting `model_review` (docs/review.md): the model's own judging and fold. `lead_activity` is
 /// written as a step so that `model_review`'s plan stays shallow enough to be sent to a cluster
 /// (a plan nested too deeply fails to decode there).
 pub const REVIEW_MODEL_PIPELINE: &[(&str, Kind)] =

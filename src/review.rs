@@ -1,5 +1,5 @@
 //! `leadscore review`: several model versions side by side over the same window, judged by what
-//! happened to their MQLs (SPEC §4.9), published as `model_review` and printed transposed, one
+//! happened to their MQLs (docs/review.md), published as `model_review` and printed transposed, one
 //! column per model.
 //!
 //! Duplicates are found once; each model then judges the events with its own rules, folds them

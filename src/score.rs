@@ -1,4 +1,4 @@
-//! `leadscore score`: scores every lead and account as of one day (SPEC §4) and publishes
+//! `leadscore score`: scores every lead and account as of one day (docs/scoring.md) and publishes
 //! `lead_scores`, `lead_product_scores`, `account_scores`, `stage_report` and `rejects`.
 
 use std::path::PathBuf;

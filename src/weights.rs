@@ -1,5 +1,5 @@
 //! `leadscore weights`: derives the points of staged actions from the journeys of leads that
-//! converted (SPEC §4.8, the "equal split"), and publishes `stage_tallies`, `stage_tally_trend`,
+//! converted (docs/weights.md, the "equal split"), and publishes `stage_tallies`, `stage_tally_trend`,
 //! `action_lift`, `rejects` and `proposed_model.toml`.
 //!
 //! The tables are query files (`converted_tallies`, `stage_tallies`, `stage_tally_trend`,

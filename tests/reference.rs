@@ -1,8 +1,8 @@
-//! An independent reference implementation of the scoring contract (SPEC §2.4, §4.1–4.9),
+//! An independent reference implementation of the scoring contract (docs/scoring.md, docs/weights.md, docs/review.md),
 //! used as an oracle: the same inputs go through `leadscore::score::score` and through the
 //! plain-Rust reference in `tests/reference/oracle.rs`, and every published row must agree.
-//! Likewise `leadscore::weights::weights` (SPEC §4.8) and `leadscore::review::review`
-//! (SPEC §4.9) against `tests/reference/outcomes.rs`, including the proposed model file.
+//! Likewise `leadscore::weights::weights` (docs/weights.md) and `leadscore::review::review`
+//! (docs/review.md) against `tests/reference/outcomes.rs`, including the proposed model file.
 //!
 //! The reference reads the input files itself (Arrow's Parquet reader and a small CSV parser)
 //! and only borrows the project's model-file parser.

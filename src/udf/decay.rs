@@ -1,4 +1,4 @@
-//! `decay(score, days, floor, rule)`: one step of SPEC §4.2, the value of `score` after `days`
+//! `decay(score, days, floor, rule)`: one step of docs/scoring.md, "Engagement: the fold", the value of `score` after `days`
 //! idle days under a decay rule, never taken below `floor` and never changed when already at or
 //! below it. `rule` is the constant JSON form of the model's `[decay]` table (the `${decay}`
 //! template variable). Nulls give null.

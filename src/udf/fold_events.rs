@@ -3,7 +3,7 @@
 //! itself instead of reading a judged row.
 //!
 //! The rows are a lead's event rows and its row of the leads table (a null `ts` and its `fit`,
-//! as for `lead_fold`). Each event row is judged as `judged_events.sql` judges it (SPEC §2.4, §3,
+//! as for `lead_fold`). Each event row is judged as `judged_events.sql` judges it (docs/scoring.md, "Reading the input"; the README's "The model file";
 //! §4.1): a null `ts` or `action`, a `fraction` rule's value outside 0..1 or an `nps_response`
 //! answer outside 0..10 (null counts as outside) leaves the row out; a good row takes its first
 //! matching rule's points (times `value` for a fraction rule), stage and product, or no points
@@ -12,7 +12,7 @@
 //! reasons, by the `rejects` query; this function only skips them. A null `lead_id` is the
 //! caller's to leave out (`lead_activity.sql` does in the aggregate's `FILTER`).
 //!
-//! `dropped` (optional, a boolean column) marks a row as a copy that SPEC §2.4 drops, given a
+//! `dropped` (optional, a boolean column) marks a row as a copy that docs/scoring.md, "Reading the input" drops, given a
 //! second time: it cancels one row of its group that is equal to it once judged (same time,
 //! points, stage, product and answer), so the fold sees the group's rows as if that copy had never
 //! been there. `lead_activity.sql` gives the events as read plus the copies `duplicate_events`

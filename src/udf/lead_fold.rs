@@ -1,4 +1,4 @@
-//! `lead_fold(ts, points, product, stage_rank, nps, fit, spec)`: everything SPEC §4.2–4.6 asks
+//! `lead_fold(ts, points, product, stage_rank, nps, fit, spec)`: everything docs/scoring.md asks from "Decay" to "Net Promoter answers"
 //! of one lead, at one or many snapshot days, in one ordered pass over its events.
 //!
 //! Every row of a group (a lead) is one good event or the lead's row of the leads table:

@@ -1,5 +1,5 @@
 //! `match_rule(action, asset, rules)`: the number of the first `[[action]]` rule an event matches
-//! (SPEC §3), or null when none does.
+//! (the README's "The model file"), or null when none does.
 //!
 //! `rules` is a constant JSON list, in model-file order, of `{"action": ..., "assets": [globs]}`
 //! (`assets` absent or null: any asset, even a null one). Rule numbers start at 1, like the rule's

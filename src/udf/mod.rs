@@ -129,7 +129,7 @@ pub(crate) fn coerce_text(function: &str, t: &DataType) -> Result<DataType> {
     }
 }
 
-/// The type an id argument (`lead_id`, `event_id`: an integer or a text, SPEC §2.1) is read as:
+/// The type an id argument (`lead_id`, `event_id`: an integer or a text, docs/scoring.md, "Reading the input") is read as:
 /// Int64 for integers, Utf8View for text.
 pub(crate) fn coerce_id(function: &str, column: &str, t: &DataType) -> Result<DataType> {
     match t {

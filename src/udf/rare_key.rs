@@ -1,6 +1,6 @@
 //! `rare_key(event_id, lead_id, ts, action, value, value_action [, bound], ...)`: the key a row
 //! of the events looks up among the repeated keys (see `rare_events.sql`): null for a row that a
-//! check of SPEC §2.4 may reject, the row's `event_key(event_id)` for any other.
+//! check of docs/scoring.md, "Reading the input" may reject, the row's `event_key(event_id)` for any other.
 //!
 //! A row is suspect when its `lead_id`, `ts` or `action` is null, or when its action is one of
 //! the `value_action`s (constant texts: the actions whose `value` is checked) and its value is

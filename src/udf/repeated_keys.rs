@@ -1,6 +1,6 @@
 //! `repeated_keys(event_id)`: the [`event_key`](super::event_key)s that more than one row has,
 //! each once, in increasing order, as a list (empty when every key is unique). Null ids are
-//! skipped. The first step of duplicate detection (SPEC §2.4): the rows whose key is in the list
+//! skipped. The first step of duplicate detection (docs/scoring.md, "Reading the input"): the rows whose key is in the list
 //! are the only ones that can share an `event_id`, and the queries then compare those few rows on
 //! the ids themselves.
 //!

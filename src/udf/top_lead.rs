@@ -1,7 +1,7 @@
 //! `top_lead(score, lead_id)`: the `lead_id` of the row with the highest `score`; among equal
 //! scores the smallest `lead_id` (numbers by value, text in byte order), so the answer never
 //! depends on the order of the rows. Rows with a null score or a null id are skipped; a group
-//! without any other row gives null. Used for an account's `top_lead_id` (SPEC §4.7).
+//! without any other row gives null. Used for an account's `top_lead_id` (docs/scoring.md, "Accounts").
 //!
 //! ```sql
 //! select account_id, top_lead(score, lead_id) from lead_scores group by account_id;

@@ -243,7 +243,7 @@ fn is_text(t: &DataType) -> bool {
         || matches!(t, DataType::Dictionary(_, v) if is_text(v))
 }
 
-/// Checks column types that the SPEC fixes.
+/// Checks column types that the docs fix (docs/bi.md, the README's "Output tables").
 pub fn check_types(
     report: &mut Report,
     table: &str,

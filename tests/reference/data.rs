@@ -373,7 +373,7 @@ pub fn read_leads(path: &Path, kind: IdKind) -> Vec<Lead> {
     leads
 }
 
-/// One outcomes row (SPEC §2.3): `opportunity_at` in µs since the epoch, UTC.
+/// One outcomes row (docs/weights.md): `opportunity_at` in µs since the epoch, UTC.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Outcome {
     pub lead_id: Option<Id>,

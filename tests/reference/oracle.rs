@@ -1,6 +1,6 @@
-//! The scoring contract (SPEC §2.4, §4.1–4.7) computed directly over in-memory rows: one pass
+//! The scoring contract (docs/scoring.md) computed directly over in-memory rows: one pass
 //! per step, no cleverness, so that each number can be checked by reading the code next to the
-//! SPEC.
+//! docs.
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashMap};
@@ -117,7 +117,7 @@ pub fn match_rule(model: &Model, action: &str, asset: Option<&str>) -> Option<us
     })
 }
 
-/// SPEC §4.2: a score `s` after `days` idle days, never taken below `floor`.
+/// docs/scoring.md, "Engagement: the fold": a score `s` after `days` idle days, never taken below `floor`.
 pub fn decay(model: &Model, s: f64, days: f64, floor: f64) -> f64 {
     if s <= floor {
         return s;
@@ -213,7 +213,7 @@ fn cell_time(c: &Cell) -> Option<i64> {
     }
 }
 
-/// SPEC §4.4: the sum of the points of the fit rules a lead's attributes match.
+/// docs/scoring.md, "Fit, score, qualification, coldness": the sum of the points of the fit rules a lead's attributes match.
 pub fn fit_of(model: &Model, lead: &Lead, cutoff: i64) -> f64 {
     let mut fit = 0.0;
     for rule in &model.fits {
@@ -243,7 +243,7 @@ struct Scored {
     rule: usize,
 }
 
-/// The fold of SPEC §4.2 over events sorted by `(ts, points)`; events of one instant are added
+/// The fold of docs/scoring.md, "Engagement: the fold" over events sorted by `(ts, points)`; events of one instant are added
 /// together before the crossing test. Returns the score at the cutoff and the first crossing.
 fn fold(
     model: &Model,
@@ -284,7 +284,7 @@ fn by_ts_points(a: &Scored, b: &Scored) -> Ordering {
     a.ts.cmp(&b.ts).then(a.points.total_cmp(&b.points))
 }
 
-/// The kept rows of SPEC §2.4, judged: the good ones, the rejected ones and how many copies of
+/// The kept rows of docs/scoring.md, "Reading the input", judged: the good ones, the rejected ones and how many copies of
 /// duplicated events were dropped.
 pub struct Judged<'a> {
     pub good: Vec<&'a Event>,

@@ -1,4 +1,4 @@
-//! Weights from history (SPEC §4.8) and the review of model versions (SPEC §4.9), computed
+//! Weights from history (docs/weights.md) and the review of model versions (docs/review.md), computed
 //! directly over in-memory rows, on top of the judging and the scoring of `oracle.rs`.
 //!
 //! The reading followed here, point by point:
@@ -101,7 +101,7 @@ fn in_window(t: i64, from: Option<NaiveDate>, to: Option<NaiveDate>) -> bool {
     from.is_none_or(|f| t >= midnight(f)) && to.is_none_or(|d| t < midnight(d))
 }
 
-/// Rounds half away from zero, at least 1 (SPEC §4.8).
+/// Rounds half away from zero, at least 1 (docs/weights.md).
 pub fn proposed_points(per_action: f64) -> i64 {
     (per_action.round() as i64).max(1)
 }
