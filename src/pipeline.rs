@@ -379,7 +379,7 @@ struct Written {
 /// largest step, `lead_activity`, takes about 180 bytes per lead, so up to about twelve million
 /// leads; past that the step is written to the staging area as it is computed. Writing it costs
 /// more than time: the Parquet encoders and the readers after it held more memory than the rows
-/// (docs/performance.md has the run that shows it).
+/// (`many-leads` in benches/matrix.py, 5M leads, peaked higher with the step written).
 const STEP_MEMORY: usize = 2048 << 20;
 
 /// Whether `sql` names `table`: the name as a whole word (comments count too, which can only
