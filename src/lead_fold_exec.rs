@@ -15,11 +15,13 @@
 //!   leads of a part are merged (a few thousand, in cache), their events gathered lead by lead
 //!   (a counting sort), and each lead folded and walked by the same code as the aggregate
 //!   (`udf::lead_fold::LeadFold`), its snapshot rows written straight into the output columns.
-//! - **Order.** Parts are emitted in order. With integer ids whose range the session knows (from
-//!   the inputs' statistics), parts are ranges of ids and the rows come out sorted by lead (the
-//!   plan says so, and `lead_scores`' `ORDER BY` becomes a merge); a dense range (ids of a sequence) also numbers a
-//!   part's leads by their offset, with no hash table at all. Text ids, or integers of unknown
-//!   range, go to parts by a hash and come out in a fixed order of their own.
+//! - **Order.** The operator has one output partition per worker; partition `k` folds parts
+//!   `k`, `k + workers`, ... in order (the input is read once, by the first partition executed).
+//!   With integer ids whose range the session knows (from the inputs' statistics), parts are
+//!   ranges of ids and each partition's rows come out sorted by lead (the plan says so, and
+//!   `lead_scores`' `ORDER BY` becomes a merge); a dense range (ids of a sequence) also numbers
+//!   a part's leads by their offset, with no hash table at all. Text ids, or integers of
+//!   unknown range, go to parts by a hash and come out in a fixed order of their own.
 //!
 //! The result is the same rows as DataFusion's plan: every lead is folded by the same function
 //! over the same events, and the tie order inside a lead's fold does not depend on the order rows
@@ -28,7 +30,6 @@
 //! operator could not (it holds every event until its input ends, as the aggregate does).
 
 use std::any::Any;
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -44,7 +45,7 @@ use datafusion::common::config::ConfigOptions;
 use datafusion::common::runtime::SpawnedTask;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{DataFusionError, Result, ScalarValue, internal_err};
-use datafusion::execution::memory_pool::MemoryConsumer;
+use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_expr::PhysicalSortExpr;
 use datafusion::physical_expr::expressions::{Column, Literal};
@@ -53,9 +54,7 @@ use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode};
 use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
-use datafusion::physical_plan::metrics::{
-    ExecutionPlanMetricsSet, MetricBuilder, MetricsSet, Time,
-};
+use datafusion::physical_plan::metrics::{ExecutionPlanMetricsSet, MetricBuilder, MetricsSet};
 use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::physical_plan::repartition::RepartitionExec;
 use datafusion::physical_plan::stream::RecordBatchReceiverStream;
@@ -65,7 +64,7 @@ use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, ExecutionPlanProperties, Partitioning,
     PlanProperties,
 };
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use hashbrown::HashTable;
 
 use crate::udf::fold_events::{self, Judge};
@@ -306,27 +305,8 @@ pub struct LeadFoldExec {
     workers: usize,
     properties: Arc<PlanProperties>,
     metrics: ExecutionPlanMetricsSet,
-}
-
-/// What `--explain` shows of a run.
-struct Metrics {
-    /// Wall time until every input row was read.
-    reading: Time,
-    /// Time spent folding parts, over all fold tasks.
-    folding: Time,
-    rows: datafusion::physical_plan::metrics::Count,
-    rejected: datafusion::physical_plan::metrics::Count,
-}
-
-impl Metrics {
-    fn new(set: &ExecutionPlanMetricsSet) -> Self {
-        Metrics {
-            reading: MetricBuilder::new(set).subset_time("read_time", 0),
-            folding: MetricBuilder::new(set).subset_time("fold_time", 0),
-            rows: MetricBuilder::new(set).output_rows(0),
-            rejected: MetricBuilder::new(set).counter("rejected_rows", 0),
-        }
-    }
+    /// The reading the output partitions share.
+    runs: Arc<Runs>,
 }
 
 impl LeadFoldExec {
@@ -450,7 +430,7 @@ impl LeadFoldExec {
         }
         let properties = PlanProperties::new(
             equivalences,
-            Partitioning::UnknownPartitioning(1),
+            Partitioning::UnknownPartitioning(workers.max(1)),
             EmissionType::Final,
             Boundedness::Bounded,
         );
@@ -464,6 +444,7 @@ impl LeadFoldExec {
             workers: workers.max(1),
             properties: Arc::new(properties),
             metrics: ExecutionPlanMetricsSet::new(),
+            runs: Arc::default(),
         }))
     }
 
@@ -478,19 +459,16 @@ impl LeadFoldExec {
             workers: self.workers,
             properties: Arc::clone(&self.properties),
             metrics: self.metrics.clone(),
+            runs: Arc::default(),
         }
     }
 
-    /// Reads every input partition into parts, then folds the parts side by side and sends
-    /// their rows, part by part in order, to `tx`.
-    async fn run(
-        self: Arc<Self>,
-        context: Arc<TaskContext>,
-        tx: tokio::sync::mpsc::Sender<Result<RecordBatch>>,
-    ) -> Result<()> {
+    /// Reads every input partition into parts (once for all output partitions), lists the
+    /// rejected rows where the session asked for them, and hands back the parts to fold.
+    async fn read(self: Arc<Self>, context: Arc<TaskContext>) -> Result<Arc<Folding>> {
         let setup = Arc::new(Setup::new(&self)?);
-        let metrics = Metrics::new(&self.metrics);
-        let reading_started = metrics.reading.timer();
+        let reading_time = MetricBuilder::new(&self.metrics).subset_time("read_time", 0);
+        let reading_started = reading_time.timer();
         let inputs = self.input.output_partitioning().partition_count();
         let readers = self.workers.min(inputs).max(1);
         let next = Arc::new(AtomicUsize::new(0));
@@ -525,76 +503,78 @@ impl LeadFoldExec {
             .collect();
         if let Some(sink) = sink {
             let rows = settle_rejects(rejected, &setup.rejected_schema)?;
-            metrics.rejected.add(rows.num_rows());
+            MetricBuilder::new(&self.metrics)
+                .counter("rejected_rows", 0)
+                .add(rows.num_rows());
             *sink
                 .lock()
                 .map_err(|_| DataFusionError::Execution("LeadFoldExec: sink poisoned".into()))? =
                 Some(rows);
         }
-        let folding = Arc::new(Folding::new(setup, readers));
-        let parts = folding.parts.len();
+        Ok(Arc::new(Folding::new(setup, readers, memory)))
+    }
 
-        // Folds run ahead of the part being sent by at most a few parts, so that the rows
-        // waiting to be sent stay few whatever the number of snapshots.
-        let ahead = Arc::new(tokio::sync::Semaphore::new(self.workers + 1));
-        let next_part = Arc::new(AtomicUsize::new(0));
-        let (done_tx, mut done_rx) =
-            tokio::sync::mpsc::unbounded_channel::<(usize, Result<Vec<RecordBatch>>)>();
+    /// Folds the parts of output partition `partition` (parts `partition`, `partition +
+    /// partitions`, ...) one after another, sending each part's rows to `tx` before the next
+    /// is folded: the rows waiting to be sent stay few whatever the number of snapshots.
+    async fn fold_partition(
+        &self,
+        reading: Reading,
+        partition: usize,
+        context: Arc<TaskContext>,
+        tx: tokio::sync::mpsc::Sender<Result<RecordBatch>>,
+    ) -> Result<()> {
+        let folding = reading.await.map_err(DataFusionError::Shared)?;
+        let partitions = self.properties.partitioning.partition_count();
+        let folding_time = MetricBuilder::new(&self.metrics).subset_time("fold_time", partition);
+        let rows = MetricBuilder::new(&self.metrics).output_rows(partition);
         let batch_rows = context.session_config().batch_size();
-        let folders: Vec<SpawnedTask<()>> = (0..self.workers.min(parts).max(1))
-            .map(|_| {
-                let (folding, ahead, next_part, done_tx) = (
-                    Arc::clone(&folding),
-                    Arc::clone(&ahead),
-                    Arc::clone(&next_part),
-                    done_tx.clone(),
-                );
-                let folding_time = metrics.folding.clone();
-                SpawnedTask::spawn(async move {
-                    let mut scratch = PartScratch::default();
-                    loop {
-                        let Ok(permit) = ahead.acquire().await else {
-                            return;
-                        };
-                        permit.forget();
-                        let p = next_part.fetch_add(1, Ordering::Relaxed);
-                        if p >= folding.parts.len() {
-                            return;
-                        }
-                        let timer = folding_time.timer();
-                        let rows = folding.fold_part(p, batch_rows, &mut scratch);
-                        timer.done();
-                        if done_tx.send((p, rows)).is_err() {
-                            return;
-                        }
-                    }
-                })
-            })
-            .collect();
-        drop(done_tx);
-        let mut waiting: BTreeMap<usize, Result<Vec<RecordBatch>>> = BTreeMap::new();
-        let mut emitted = 0;
-        while emitted < parts {
-            let Some((p, rows)) = done_rx.recv().await else {
-                break;
-            };
-            waiting.insert(p, rows);
-            while let Some(rows) = waiting.remove(&emitted) {
-                emitted += 1;
-                ahead.add_permits(1);
-                for batch in rows? {
-                    metrics.rows.add(batch.num_rows());
-                    if tx.send(Ok(batch)).await.is_err() {
-                        return Ok(()); // the consumer stopped
-                    }
+        let mut scratch = PartScratch::default();
+        for p in (partition..folding.parts.len()).step_by(partitions) {
+            let timer = folding_time.timer();
+            let batches = folding.fold_part(p, batch_rows, &mut scratch)?;
+            timer.done();
+            for batch in batches {
+                rows.add(batch.num_rows());
+                if tx.send(Ok(batch)).await.is_err() {
+                    return Ok(()); // the consumer stopped
                 }
             }
         }
-        drop(folders);
-        if emitted < parts {
-            return internal_err!("LeadFoldExec: a fold task stopped before its part was done");
-        }
         Ok(())
+    }
+}
+
+/// The reading of the input, shared by the output partitions: the first to be executed starts
+/// it, the others wait for it.
+type Reading = futures::future::Shared<
+    futures::future::BoxFuture<'static, std::result::Result<Arc<Folding>, Arc<DataFusionError>>>,
+>;
+
+/// The reading of the current execution: started by the first output partition executed, and
+/// forgotten once every partition has it, so that executing the plan again reads again.
+#[derive(Default)]
+struct Runs(Mutex<(Option<Reading>, usize)>);
+
+impl std::fmt::Debug for Runs {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("Runs")
+    }
+}
+
+impl Runs {
+    /// The reading for one more of `partitions` output partitions; `start` starts it.
+    fn reading(&self, partitions: usize, start: impl FnOnce() -> Reading) -> Result<Reading> {
+        let mut runs = self
+            .0
+            .lock()
+            .map_err(|_| DataFusionError::Execution("LeadFoldExec: a run panicked".into()))?;
+        let reading = runs.0.get_or_insert_with(start).clone();
+        runs.1 += 1;
+        if runs.1 >= partitions {
+            *runs = (None, 0);
+        }
+        Ok(reading)
     }
 }
 
@@ -1334,10 +1314,12 @@ struct Folding {
     account_base: Vec<u32>,
     /// Each reader's dense bitset (see [`Reader::dense`]).
     dense: Vec<Vec<u64>>,
+    /// The pool's share of the parts, given back when the last output partition is done.
+    _memory: MemoryReservation,
 }
 
 impl Folding {
-    fn new(setup: Arc<Setup>, readers: Vec<Reader>) -> Self {
+    fn new(setup: Arc<Setup>, readers: Vec<Reader>, memory: MemoryReservation) -> Self {
         let mut products = Products::default();
         let mut product_ids = Vec::with_capacity(readers.len());
         let mut accounts = Vec::new();
@@ -1380,6 +1362,7 @@ impl Folding {
             accounts,
             account_base,
             dense,
+            _memory: memory,
         }
     }
 
@@ -1847,13 +1830,23 @@ impl ExecutionPlan for LeadFoldExec {
         partition: usize,
         context: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
-        if partition != 0 {
+        let partitions = self.properties.partitioning.partition_count();
+        if partition >= partitions {
             return internal_err!("LeadFoldExec has no partition {partition}");
         }
-        let me = Arc::new(self.with_input(Arc::clone(&self.input)));
+        let me = Arc::new(Self {
+            runs: Arc::clone(&self.runs),
+            ..self.with_input(Arc::clone(&self.input))
+        });
+        let reading = self.runs.reading(partitions, || {
+            let (me, context) = (Arc::clone(&me), Arc::clone(&context));
+            async move { me.read(context).await.map_err(Arc::new) }
+                .boxed()
+                .shared()
+        })?;
         let mut builder = RecordBatchReceiverStream::builder(self.schema(), 2);
         let tx = builder.tx();
-        builder.spawn(me.run(context, tx));
+        builder.spawn(async move { me.fold_partition(reading, partition, context, tx).await });
         Ok(builder.build())
     }
 }
@@ -1862,6 +1855,8 @@ impl ExecutionPlan for LeadFoldExec {
 mod tests {
     use super::{FoldOptions, LeadIdRange};
     use crate::context::{EngineOptions, session};
+    use datafusion::arrow::array::AsArray;
+    use datafusion::arrow::datatypes::{Date32Type, Int64Type};
     use datafusion::arrow::util::pretty::pretty_format_batches;
     use datafusion::physical_plan::displayable;
     use datafusion::prelude::{SessionConfig, SessionContext};
@@ -1969,19 +1964,29 @@ mod tests {
             .skip(1)
             .collect();
         if sorted {
-            // Rows by lead, each lead's snapshots in day order.
-            let keys: Vec<(String, String)> = body
-                .iter()
-                .map(|l| {
-                    let cells: Vec<&str> = l.split('|').map(str::trim).collect();
-                    (cells[1].to_string(), cells[2].to_string())
-                })
-                .collect();
-            let numeric = |k: &(String, String)| (k.0.parse::<i64>().unwrap(), k.1.clone());
-            assert!(
-                keys.windows(2).all(|w| numeric(&w[0]) <= numeric(&w[1])),
-                "not in lead order"
-            );
+            // Each output partition's rows by lead, each lead's snapshots in day order.
+            let partitions = ctx
+                .sql(FOLD)
+                .await
+                .unwrap()
+                .collect_partitioned()
+                .await
+                .unwrap();
+            assert!(partitions.len() > 1);
+            for batches in partitions {
+                let mut keys: Vec<(i64, i32)> = Vec::new();
+                for batch in batches {
+                    let lead = batch.column(0).as_primitive::<Int64Type>();
+                    let day = batch.column(1).as_primitive::<Date32Type>();
+                    keys.extend(
+                        lead.values()
+                            .iter()
+                            .copied()
+                            .zip(day.values().iter().copied()),
+                    );
+                }
+                assert!(keys.is_sorted(), "not in lead order");
+            }
         }
         // Snapshots of the 12,000 leads: four for a lead with a leads-table row, one for each
         // snapshot after the first event for the others.

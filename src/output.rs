@@ -2,10 +2,11 @@
 //! `--out`, and the finished tables are moved into place only when the whole run succeeded, so a
 //! failed or killed run leaves the previous output as it was (the README's "Output tables").
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use datafusion::arrow::array::{Array, RecordBatch};
+use datafusion::arrow::array::{Array, Date32Array, RecordBatch, UInt32Array};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::execution::TaskContext;
@@ -461,10 +462,6 @@ fn create_file(
     )?)
 }
 
-/// How many bytes of unwritten row groups one partition's day files may hold before the largest
-/// is written out as a row group of its own.
-const DAY_BUFFER_BYTES: usize = 96 << 20;
-
 /// How many day files each of `partitions` writers keeps open (past that the least recently
 /// written is closed and a later row of that day starts a new file): the process's open-file
 /// limit, raised to its hard limit first, less a reserve for inputs and spill files, shared out.
@@ -508,11 +505,11 @@ fn raise_open_file_limit() -> Option<usize> {
 }
 
 /// Runs `plan` and writes its rows, in any order, as a hive-partitioned table by the Date32
-/// column `as_of`: `dir/as_of=YYYY-MM-DD/part-PPPPP[-NNN].parquet`, one file (or a few, see
-/// [`open_day_files`]) per output partition and day, the files without the `as_of` column. Each
-/// partition writes its own files, so the rows need no global sort, and memory stays bounded by
-/// [`DAY_BUFFER_BYTES`] per partition whatever the number of days. Returns the files' schema
-/// and the row count.
+/// column `as_of`: `dir/as_of=YYYY-MM-DD/part-PPPPP[-NNN].parquet`, the files without the
+/// `as_of` column. Each output partition's rows are split by day and handed to the writer that
+/// owns the day (days are dealt to as many writers as there are partitions, in the order they
+/// first come): a day has one file (or a few, see [`open_day_files`]) whatever the number of
+/// partitions. Returns the files' schema and the row count.
 pub async fn write_parquet_by_day(
     plan: Arc<dyn ExecutionPlan>,
     task: Arc<TaskContext>,
@@ -531,19 +528,34 @@ pub async fn write_parquet_by_day(
     fields.remove(day_index);
     let schema: SchemaRef = Arc::new(Schema::new_with_metadata(fields, full.metadata().clone()));
     let streams = execute_stream_partitioned(plan, task)?;
-    let open_limit = open_day_files(streams.len());
-    let mut tasks = Vec::new();
-    for (partition, mut stream) in streams.into_iter().enumerate() {
-        let mut files = DayFiles::new(dir, schema.clone(), packing, partition, open_limit);
-        let full = full.clone();
-        tasks.push(tokio::spawn(async move {
+    let writers = streams.len().max(1);
+    let open_limit = open_day_files(writers);
+    let mut senders = Vec::with_capacity(writers);
+    let mut writing = Vec::with_capacity(writers);
+    for writer in 0..writers {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<(i32, RecordBatch)>(DAY_SLICES_QUEUED);
+        senders.push(tx);
+        let mut files = DayFiles::new(dir, schema.clone(), packing, writer, open_limit);
+        writing.push(tokio::spawn(async move {
+            while let Some((day, rows)) = rx.recv().await {
+                files.add(day, rows)?;
+            }
+            files.close()?;
+            Ok::<u64, Error>(0)
+        }));
+    }
+    let owners: Arc<Mutex<HashMap<i32, usize>>> = Arc::default();
+    let mut splitting = Vec::with_capacity(writers);
+    for mut stream in streams {
+        let (full, senders, owners) = (full.clone(), senders.clone(), Arc::clone(&owners));
+        splitting.push(tokio::spawn(async move {
             let mut rows = 0u64;
             while let Some(batch) = stream.next().await {
                 let mut batch = convert(&batch?, &full)?;
                 let days = batch.remove_column(day_index);
                 let days = days
                     .as_any()
-                    .downcast_ref::<datafusion::arrow::array::Date32Array>()
+                    .downcast_ref::<Date32Array>()
                     .ok_or_else(|| Error::Config(format!("`{PARTITION_COLUMN}` must be a date")))?;
                 if days.null_count() > 0 {
                     return Err(Error::Config(format!(
@@ -551,24 +563,38 @@ pub async fn write_parquet_by_day(
                     )));
                 }
                 rows += batch.num_rows() as u64;
-                for (day, rows_of_day) in split_by_day(days) {
-                    let slice = if rows_of_day.len() == batch.num_rows() {
-                        batch.clone()
-                    } else {
-                        let indices = datafusion::arrow::array::UInt32Array::from(rows_of_day);
-                        datafusion::arrow::compute::take_record_batch(&batch, &indices)?
-                    };
-                    files.add(day, slice)?;
+                let (order, runs) = by_day(days);
+                if let Some(order) = order {
+                    batch = datafusion::arrow::compute::take_record_batch(&batch, &order)?;
                 }
-                files.bound_memory()?;
+                for (day, run) in runs {
+                    let owner = {
+                        let mut owners = owners
+                            .lock()
+                            .map_err(|_| Error::Config("a writer task failed".into()))?;
+                        let next = owners.len() % senders.len();
+                        *owners.entry(day).or_insert(next)
+                    };
+                    let slice = batch.slice(run.start, run.len());
+                    if senders[owner].send((day, slice)).await.is_err() {
+                        // The writer stopped on an error, which waiting for it reports.
+                        return Ok(rows);
+                    }
+                }
             }
-            files.close()?;
             Ok::<u64, Error>(rows)
         }));
     }
-    let rows = rows_written(tasks).await?;
-    Ok((schema, rows))
+    drop(senders);
+    let rows = rows_written(splitting).await;
+    let written = rows_written(writing).await;
+    // A writer's error explains a splitter that stopped sending.
+    written?;
+    Ok((schema, rows?))
 }
+
+/// Rows of one day, split from a partition's batches, waiting for the day's writer.
+const DAY_SLICES_QUEUED: usize = 64;
 
 /// Waits for every partition's writer task and adds up the rows they wrote.
 async fn rows_written(tasks: Vec<tokio::task::JoinHandle<Result<u64>>>) -> Result<u64> {
@@ -581,26 +607,59 @@ async fn rows_written(tasks: Vec<tokio::task::JoinHandle<Result<u64>>>) -> Resul
     Ok(rows)
 }
 
-/// The row numbers of each day in `days`, days in order of first appearance.
-fn split_by_day(days: &datafusion::arrow::array::Date32Array) -> Vec<(i32, Vec<u32>)> {
-    let mut out: Vec<(i32, Vec<u32>)> = Vec::new();
-    for (i, &day) in days.values().iter().enumerate() {
-        match out.iter_mut().rev().find(|(d, _)| *d == day) {
-            Some((_, rows)) => rows.push(i as u32),
-            None => out.push((day, vec![i as u32])),
+/// The rows of each day in `days`, as ranges of rows that hold one day each: of `days` as they
+/// are when each day's rows lie together, else (`Some` order) of the rows taken in that order,
+/// day by day. A fold's rows come lead by lead, each lead's days in turn: one reordering of the
+/// batch then replaces a gathering per day.
+fn by_day(days: &Date32Array) -> (Option<UInt32Array>, Vec<(i32, std::ops::Range<usize>)>) {
+    let values = days.values();
+    let mut runs: Vec<(i32, std::ops::Range<usize>)> = Vec::new();
+    for (i, &day) in values.iter().enumerate() {
+        match runs.last_mut() {
+            Some((d, run)) if *d == day => run.end = i + 1,
+            _ => runs.push((day, i..i + 1)),
         }
     }
-    out
+    let mut distinct: Vec<i32> = runs.iter().map(|(d, _)| *d).collect();
+    distinct.sort_unstable();
+    distinct.dedup();
+    if distinct.len() == runs.len() {
+        return (None, runs);
+    }
+    // A counting sort by day, rows of a day in their order.
+    let mut start = vec![0usize; distinct.len() + 1];
+    let slot = |day: i32| distinct.binary_search(&day).unwrap_or_default();
+    for (day, run) in &runs {
+        start[slot(*day) + 1] += run.len();
+    }
+    for k in 0..distinct.len() {
+        start[k + 1] += start[k];
+    }
+    let mut next = start.clone();
+    let mut order = vec![0u32; values.len()];
+    for (day, run) in &runs {
+        let k = slot(*day);
+        for i in run.clone() {
+            order[next[k]] = i as u32;
+            next[k] += 1;
+        }
+    }
+    let runs = distinct
+        .iter()
+        .enumerate()
+        .map(|(k, &day)| (day, start[k]..start[k + 1]))
+        .collect();
+    (Some(UInt32Array::from(order)), runs)
 }
 
-/// Rows of one day gathered before they are handed to its writer as one batch.
-const DAY_BATCH_ROWS: usize = 8192;
+/// Rows of one day gathered before they are written, as one row group.
+const DAY_BATCH_ROWS: usize = 16384;
 
 /// Rows of all days gathered at most, before every day's gathered rows are written.
-const PENDING_ROWS: usize = 1 << 18;
+const PENDING_ROWS: usize = 1 << 19;
 
-/// One partition's day files: rows gathered per day into batches, open writers, and the files
-/// each day has had.
+/// One writer's day files (of the days dealt to it): rows gathered per day into batches, open
+/// writers, and the files each day has had.
 struct DayFiles {
     dir: PathBuf,
     schema: SchemaRef,
@@ -658,33 +717,6 @@ impl DayFiles {
         Ok(())
     }
 
-    /// Bounds the writers' unwritten row groups: past [`DAY_BUFFER_BYTES`], the largest ones are
-    /// written out until the rest fit. Counted by the writers' memory (buffers and encoder
-    /// state, which for hundreds of open days outweighs the encoded bytes), not by their
-    /// encoded size.
-    fn bound_memory(&mut self) -> Result<()> {
-        let mut sizes: Vec<(usize, i32)> = self
-            .open
-            .iter()
-            .map(|(day, (w, _))| (w.memory_size(), *day))
-            .collect();
-        let mut buffered: usize = sizes.iter().map(|(size, _)| size).sum();
-        if buffered <= DAY_BUFFER_BYTES {
-            return Ok(());
-        }
-        sizes.sort_unstable_by(|a, b| b.cmp(a));
-        for (size, day) in sizes {
-            if buffered <= DAY_BUFFER_BYTES / 2 {
-                break;
-            }
-            if let Some((w, _)) = self.open.get_mut(&day) {
-                w.flush()?;
-            }
-            buffered -= size;
-        }
-        Ok(())
-    }
-
     fn write_pending(&mut self, day: i32) -> Result<()> {
         let Some((batches, rows)) = self.pending.remove(&day) else {
             return Ok(());
@@ -720,7 +752,12 @@ impl DayFiles {
         }
         let (writer, used) = self.open.get_mut(&day).expect("opened above");
         *used = self.clock;
+        // Each gathered batch is a row group of its own: a row group in progress holds a
+        // compression context per column (hundreds of KiB each for zstd), and with rows coming
+        // lead by lead every day's row group would stay in progress at once, so memory would
+        // grow with the number of days.
         writer.write(&batch)?;
+        writer.flush()?;
         Ok(())
     }
 
@@ -1388,6 +1425,20 @@ mod tests {
     }
 
     #[test]
+    fn rows_are_grouped_by_day_keeping_their_order_within_a_day() {
+        // Lead by lead, each lead's days in turn: reordered day by day.
+        let (order, runs) = by_day(&Date32Array::from(vec![7, 14, 21, 7, 14, 7]));
+        assert_eq!(order.unwrap().values().to_vec(), [0, 3, 5, 1, 4, 2]);
+        assert_eq!(runs, [(7, 0..3), (14, 3..5), (21, 5..6)]);
+        // Each day's rows already together: kept as they are, days in their order.
+        let (order, runs) = by_day(&Date32Array::from(vec![14, 14, 7, 21, 21]));
+        assert!(order.is_none());
+        assert_eq!(runs, [(14, 0..2), (7, 2..3), (21, 3..5)]);
+        let (order, runs) = by_day(&Date32Array::from(Vec::<i32>::new()));
+        assert!(order.is_none() && runs.is_empty());
+    }
+
+    #[test]
     fn day_files_take_rows_in_any_order_with_few_files_open() {
         let dir = tempfile::tempdir().unwrap();
         let schema = Arc::new(Schema::new(vec![Field::new("x", DataType::Int64, false)]));
@@ -1406,7 +1457,6 @@ mod tests {
                     files.write_pending(20_000 + day).unwrap();
                 }
             }
-            files.bound_memory().unwrap();
         }
         assert!(files.open.len() <= 128);
         files.close().unwrap();
