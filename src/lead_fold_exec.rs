@@ -1745,7 +1745,8 @@ impl Leads {
                         make_view(&bytes[start..ends[g]], 0, start as u32)
                     })
                     .collect();
-                // Texts were valid UTF-8 when read, and each view lies inside the buffer.
+                // SAFETY: the texts were valid UTF-8 when read (each came from a string array),
+                // and each view lies inside the one buffer, at the offsets recorded as it grew.
                 Arc::new(unsafe { StringViewArray::new_unchecked(views.into(), vec![block], None) })
             }
         })
