@@ -73,7 +73,9 @@ use crate::udf::lead_fold::{
     RawArgs, Reason, Scratch, judge_raw_row, utc_micros,
 };
 
-use crate::udf::fold_events::{ACCOUNT_ARG, DROPPED_ARG, EVENT_ARG, LEAD_ARG, RULES_ARG, SPEC_ARG};
+use crate::udf::fold_events::{
+    ACCOUNT_ARG, DROPPED_ARG, EVENT_ARG, LEAD_ARG, PARAMS_ARG, RULES_ARG,
+};
 
 /// The range of integer lead ids (lowest, highest) over the events and the leads table, when
 /// the session knows it: set by the commands from the files' statistics, read by
@@ -374,7 +376,7 @@ impl LeadFoldExec {
         if !key.eq(&args[LEAD_ARG]) {
             return Ok(None);
         }
-        let spec = FoldSpec::parse(&literal_text(&args[SPEC_ARG])?)
+        let spec = FoldSpec::parse(&literal_text(&args[PARAMS_ARG])?)
             .map_err(|e| DataFusionError::Plan(format!("{}: {e}", fold_events::NAME)))?;
         if spec.lead_bits > 0 {
             return Ok(None);
@@ -602,7 +604,7 @@ struct Setup {
 impl Setup {
     fn new(exec: &LeadFoldExec) -> Result<Self> {
         let args = exec.fold.expressions();
-        let params = FoldSpec::parse(&literal_text(&args[SPEC_ARG])?)
+        let params = FoldSpec::parse(&literal_text(&args[PARAMS_ARG])?)
             .map_err(|e| DataFusionError::Plan(format!("{}: {e}", fold_events::NAME)))?;
         let judge = Judge::from_json(&literal_text(&args[RULES_ARG])?)?;
         let schema = exec.schema();
@@ -908,7 +910,7 @@ impl Reader {
                     .iter()
                     .enumerate()
                     .map(|(i, e)| {
-                        if i == RULES_ARG || i == SPEC_ARG {
+                        if i == RULES_ARG || i == PARAMS_ARG {
                             Ok(new_null_array(&DataType::Null, 0))
                         } else {
                             e.evaluate(&batch)?.into_array(rows)

@@ -69,7 +69,7 @@ use super::{coerce_id, coerce_number, coerce_text, literal_arg, literal_text};
 
 pub(crate) const NAME: &str = "fold_events";
 pub(crate) const RULES_ARG: usize = 6;
-pub(crate) const SPEC_ARG: usize = 7;
+pub(crate) const PARAMS_ARG: usize = 7;
 /// The optional last argument: whether the row is a dropped copy.
 pub(crate) const DROPPED_ARG: usize = 8;
 /// The optional lead id and account arguments after `dropped` (see `lead_buckets`).
@@ -258,7 +258,7 @@ fn lead_types(arg_types: &[DataType]) -> Option<(&DataType, &DataType)> {
 
 /// The fold of `args` without its lead arguments, and its `lead_bits`.
 fn groups(args: &AccumulatorArgs) -> Result<(LeadFoldGroups, u32)> {
-    let params = Params::from_args(args, SPEC_ARG, NAME)?;
+    let params = Params::from_args(args, PARAMS_ARG, NAME)?;
     let bits = params.lead_bits;
     let params = if args.exprs.len() > LEAD_ARG {
         params
@@ -302,12 +302,12 @@ mod tests {
     const T0: i64 = 1_767_225_600_000_000;
     const RULES: &str = r#"[{"action":"page_view","assets":["/pricing*"],"points":10,"stage_rank":2},
         {"action":"video_play","points":20,"fraction":true,"stage_rank":1}]"#;
-    const SPEC: &str = r#"{"threshold":15,"floor":0,"decay":{"kind":"exponential","half_life_days":10},
+    const PARAMS_JSON: &str = r#"{"threshold":15,"floor":0,"decay":{"kind":"exponential","half_life_days":10},
         "from":"2026-01-10","to":"2026-01-30","every_days":10,"stages":2,"products":true}"#;
 
     fn judging() -> LeadFoldGroups {
         LeadFoldGroups::judging(
-            FoldSpec::parse(SPEC).unwrap(),
+            FoldSpec::parse(PARAMS_JSON).unwrap(),
             Judge::from_json(RULES).unwrap(),
         )
     }
@@ -436,7 +436,9 @@ mod tests {
             Arc::new(StringViewArray::from_iter_values(
                 days.iter().map(|_| RULES),
             )),
-            Arc::new(StringViewArray::from_iter_values(days.iter().map(|_| SPEC))),
+            Arc::new(StringViewArray::from_iter_values(
+                days.iter().map(|_| PARAMS_JSON),
+            )),
             Arc::new(BooleanArray::from(dropped.to_vec())),
         ];
         let direct = fold_both_ways(&values, &group);

@@ -589,7 +589,7 @@ mod tests {
 
     const RULES: &str =
         r#"[{"action":"page_view","assets":["/pricing*"],"points":10,"stage_rank":1}]"#;
-    const SPEC: &str = r#"{"threshold":15,"floor":0,"decay":{"kind":"exponential","half_life_days":10},"from":"2026-01-10","to":"2026-01-30","every_days":10,"stages":1,"products":true"#;
+    const PARAMS_JSON: &str = r#"{"threshold":15,"floor":0,"decay":{"kind":"exponential","half_life_days":10},"from":"2026-01-10","to":"2026-01-30","every_days":10,"stages":1,"products":true"#;
 
     /// Event rows of leads spread over three buckets of 256 (among them a negative id, two leads
     /// with the same low bits, a lead with only a leads-table row, a dropped copy, rejected and
@@ -621,7 +621,7 @@ mod tests {
              s['engagement'] as engagement, s['fit'] as fit, s['mql_at'] as mql_at, \
              s['matched'] as matched, s['unmatched'] as unmatched, s['products'] as products \
              from (select unnest(fold_events(ts, action, asset, product, value, fit, '{RULES}', \
-             '{SPEC},\"lead_bits\":{bits}}}', dropped, lead_id, account_id) \
+             '{PARAMS_JSON},\"lead_bits\":{bits}}}', dropped, lead_id, account_id) \
              filter (where lead_id is not null)) as s from rows group by {group}) \
              order by lead_id, as_of"
         )
@@ -634,7 +634,7 @@ mod tests {
              s['fit'] as fit, s['mql_at'] as mql_at, s['matched'] as matched, \
              s['unmatched'] as unmatched, s['products'] as products \
              from (select lead_id, max(account_id) as account_id, unnest(fold_events(ts, \
-             action, asset, product, value, fit, '{RULES}', '{SPEC}}}', dropped) \
+             action, asset, product, value, fit, '{RULES}', '{PARAMS_JSON}}}', dropped) \
              filter (where lead_id is not null)) as s from rows group by lead_id) \
              order by lead_id, as_of"
         )
@@ -717,7 +717,7 @@ mod tests {
         let sql = format!(
             "select s['lead_id'] as lead_id, s['account_id'] as account_id, s['matched'] as m \
              from (select unnest(fold_events(ts, action, asset, product, value, fit, '{RULES}', \
-             '{SPEC},\"lead_bits\":16}}', dropped, lead_id, account_id)) as s \
+             '{PARAMS_JSON},\"lead_bits\":16}}', dropped, lead_id, account_id)) as s \
              from rows where lead_id between 0 and 600) order by lead_id, m"
         );
         let rows = rows_of(ctx, &sql).await;
@@ -728,7 +728,7 @@ mod tests {
     #[test]
     fn first_groups_leave_the_others_numbered_from_zero() {
         use datafusion::arrow::array::{Float64Array, StringViewArray, TimestampMicrosecondArray};
-        let spec = format!("{SPEC},\"lead_bits\":8}}");
+        let spec = format!("{PARAMS_JSON},\"lead_bits\":8}}");
         let fold = LeadFoldGroups::judging(
             crate::udf::lead_fold::FoldSpec::parse(&spec).unwrap(),
             crate::udf::fold_events::Judge::from_json(RULES).unwrap(),

@@ -74,7 +74,7 @@ use crate::fold::{Decay, Folder, Snapshots, epoch_days};
 
 pub(crate) const NAME: &str = "lead_fold";
 pub(crate) const NO_PRODUCT: u32 = u32::MAX;
-const SPEC_ARG: usize = 6;
+const PARAMS_ARG: usize = 6;
 
 /// The timestamp type of event times and of `mql_at`.
 pub fn utc_micros() -> DataType {
@@ -410,7 +410,7 @@ impl AggregateUDFImpl for LeadFoldFunc {
     fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
         Ok(Box::new(LeadFoldAccumulator {
             inner: LeadFoldGroups::new(
-                Params::from_args(&args, SPEC_ARG, NAME)?.one_lead_per_group(NAME)?,
+                Params::from_args(&args, PARAMS_ARG, NAME)?.one_lead_per_group(NAME)?,
             ),
         }))
     }
@@ -424,7 +424,7 @@ impl AggregateUDFImpl for LeadFoldFunc {
         args: AccumulatorArgs,
     ) -> Result<Box<dyn GroupsAccumulator>> {
         Ok(Box::new(LeadFoldGroups::new(
-            Params::from_args(&args, SPEC_ARG, NAME)?.one_lead_per_group(NAME)?,
+            Params::from_args(&args, PARAMS_ARG, NAME)?.one_lead_per_group(NAME)?,
         )))
     }
 }
